@@ -1,0 +1,1 @@
+"""The domain core: contacts, calls, users, audit, campaigns and reports."""

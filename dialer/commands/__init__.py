@@ -1,0 +1,27 @@
+"""Sub-commands of ``dialer`` that belong to the domain core (database, users, audit, SIP).
+
+Each module here exposes ``register(subparsers)``; ``register_all`` calls them in order. A command
+handler takes the parsed ``argparse.Namespace`` and returns the process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+# Modules are listed by name so an area can be added without touching the others.
+_COMMAND_MODULES = (
+    "dialer.commands.sip_commands",
+    "dialer.commands.database_commands",
+)
+
+
+def register_all(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for module_name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            continue
+        module.register(subparsers)

@@ -1,0 +1,1 @@
+"""Call recording, compression, verification and transcription."""

@@ -1,0 +1,1 @@
+"""SIP signalling (sans-I/O core plus one asyncio adapter) and RTP media."""

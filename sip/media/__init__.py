@@ -1,0 +1,1 @@
+"""RTP media: packets, codecs, jitter buffer, DTMF, pacing and the per-call audio stream."""

@@ -1,0 +1,1 @@
+"""The Starlette application, its websockets and the browser UI."""
