@@ -1,0 +1,51 @@
+"""Exceptions raised by the ``sip`` package.
+
+Hierarchy::
+
+    SipError
+    └── ProtocolError
+        ├── RemoteProtocolError          the peer sent something bad (.status_code, default 400)
+        │   ├── MessageParseError        bytes that are not a SIP message we accept
+        │   └── SdpError                 unusable session description (status 488)
+        └── LocalProtocolError           we were asked to do something invalid
+
+Owners of other ``sip`` modules append their own small classes at the end of this file, each
+with a docstring, and extend the drawing above.
+"""
+
+from __future__ import annotations
+
+
+class SipError(Exception):
+    """Base class of every error raised by the ``sip`` package."""
+
+
+class ProtocolError(SipError):
+    """A violation of the SIP protocol, by us or by the peer."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something invalid.
+
+    ``status_code`` is the SIP status a server should answer with when the bad input was a
+    request (400 Bad Request unless a more precise code applies).
+    """
+
+    def __init__(self, message: str, *, status_code: int = 400) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class LocalProtocolError(ProtocolError):
+    """We were asked to do something the protocol does not allow."""
+
+
+class MessageParseError(RemoteProtocolError):
+    """Bytes that cannot be parsed as a SIP message (or a URI, Via, header field...)."""
+
+
+class SdpError(RemoteProtocolError):
+    """A session description we cannot parse or accept (answered with 488 Not Acceptable Here)."""
+
+    def __init__(self, message: str, *, status_code: int = 488) -> None:
+        super().__init__(message, status_code=status_code)
