@@ -1,0 +1,178 @@
+"""Live events for browsers: a per-user ordered stream with replay after a reconnect.
+
+Every event a user should see (call transitions, contact updates, follow-ups due, operator state)
+is published to a set of user ids. Each user has their own increasing sequence number, so a tab
+that reconnects says "the last one I saw was N" and receives exactly what it missed, in order.
+
+`EventBus` is the interface the rest of the system talks to; `InProcessEventBus` keeps recent
+history in memory for a single server process. A bus shared by several processes (PostgreSQL
+LISTEN/NOTIFY) implements the same interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """One event as a given user sees it: ``sequence`` counts up per user from 1."""
+
+    sequence: int
+    kind: str
+    payload: Mapping[str, object]
+    published_at: datetime
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "sequence": self.sequence,
+            "kind": self.kind,
+            "payload": dict(self.payload),
+            "published_at": self.published_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class ReplayGap:
+    """The events after ``requested_after`` are no longer held: the client must reload its state.
+
+    ``resume_from`` is the sequence number the stream continues after.
+    """
+
+    requested_after: int
+    resume_from: int
+
+
+class Subscription(Protocol):
+    """What a subscriber gets: the replay outcome and a stream of new events."""
+
+    gap: ReplayGap | None
+
+    def __aiter__(self) -> AsyncIterator[LiveEvent]: ...
+
+    def close(self) -> None: ...
+
+
+class EventBus(Protocol):
+    async def publish(
+        self, audience: Iterable[int], kind: str, payload: Mapping[str, object]
+    ) -> None: ...
+
+    def subscribe(self, user_id: int, after_sequence: int | None) -> Subscription: ...
+
+    def last_sequence(self, user_id: int) -> int: ...
+
+
+@dataclass
+class _QueueSubscription:
+    user_id: int
+    gap: ReplayGap | None
+    _queue: asyncio.Queue[LiveEvent | None]
+    _limit: int
+    _on_close: Callable[[_QueueSubscription], None]
+    _closed: bool = False
+
+    def offer(self, event: LiveEvent) -> bool:
+        """Queue an event; False when the subscriber is too far behind (it is then closed)."""
+        if self._closed:
+            return False
+        if self._queue.qsize() >= self._limit:
+            self.close()
+            return False
+        self._queue.put_nowait(event)
+        return True
+
+    def __aiter__(self) -> AsyncIterator[LiveEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[LiveEvent]:
+        while True:
+            event = await self._queue.get()
+            if event is None:
+                return
+            yield event
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._on_close(self)
+        # Ends the reader's stream after what is already queued; the client then reconnects
+        # and replays from the last sequence number it saw.
+        self._queue.put_nowait(None)
+
+
+@dataclass
+class _UserStream:
+    next_sequence: int = 1
+    history: collections.deque[LiveEvent] = field(default_factory=collections.deque)
+    subscribers: list[_QueueSubscription] = field(default_factory=list)
+
+
+class InProcessEventBus:
+    """An `EventBus` for one process: bounded history per user, bounded queue per subscriber."""
+
+    def __init__(
+        self,
+        *,
+        history_per_user: int = 1000,
+        queue_per_subscriber: int = 1000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._history_per_user = history_per_user
+        self._queue_per_subscriber = queue_per_subscriber
+        self._clock = clock
+        self._streams: dict[int, _UserStream] = collections.defaultdict(_UserStream)
+
+    async def publish(
+        self, audience: Iterable[int], kind: str, payload: Mapping[str, object]
+    ) -> None:
+        published_at = self._clock()
+        frozen_payload = dict(payload)
+        for user_id in set(audience):
+            stream = self._streams[user_id]
+            event = LiveEvent(stream.next_sequence, kind, frozen_payload, published_at)
+            stream.next_sequence += 1
+            stream.history.append(event)
+            while len(stream.history) > self._history_per_user:
+                stream.history.popleft()
+            for subscriber in list(stream.subscribers):
+                subscriber.offer(event)
+
+    def last_sequence(self, user_id: int) -> int:
+        stream = self._streams.get(user_id)
+        return 0 if stream is None else stream.next_sequence - 1
+
+    def subscribe(self, user_id: int, after_sequence: int | None) -> Subscription:
+        stream = self._streams[user_id]
+        last = stream.next_sequence - 1
+        queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue()
+        gap: ReplayGap | None = None
+        if after_sequence is not None and after_sequence < last:
+            oldest_held = stream.history[0].sequence if stream.history else last + 1
+            if after_sequence + 1 < oldest_held or after_sequence < 0:
+                gap = ReplayGap(requested_after=after_sequence, resume_from=last)
+            else:
+                for event in itertools.islice(
+                    stream.history, after_sequence + 1 - oldest_held, None
+                ):
+                    queue.put_nowait(event)
+        elif after_sequence is not None and after_sequence > last:
+            # The client saw numbers this process never issued (server restarted): reload.
+            gap = ReplayGap(requested_after=after_sequence, resume_from=last)
+        subscription = _QueueSubscription(
+            user_id, gap, queue, queue.qsize() + self._queue_per_subscriber, self._unsubscribe
+        )
+        stream.subscribers.append(subscription)
+        return subscription
+
+    def _unsubscribe(self, subscription: _QueueSubscription) -> None:
+        stream = self._streams.get(subscription.user_id)
+        if stream is not None and subscription in stream.subscribers:
+            stream.subscribers.remove(subscription)
