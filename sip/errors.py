@@ -3,11 +3,20 @@
 Hierarchy::
 
     SipError
-    └── ProtocolError
-        ├── RemoteProtocolError          the peer sent something bad (.status_code, default 400)
-        │   ├── MessageParseError        bytes that are not a SIP message we accept
-        │   └── SdpError                 unusable session description (status 488)
-        └── LocalProtocolError           we were asked to do something invalid
+    ├── ProtocolError
+    │   ├── RemoteProtocolError          the peer sent something bad (.status_code, default 400)
+    │   │   ├── MessageParseError        bytes that are not a SIP message we accept
+    │   │   ├── SdpError                 unusable session description (status 488)
+    │   │   └── DigestError              unusable authentication challenge or credentials
+    │   └── LocalProtocolError           we were asked to do something invalid
+    ├── MediaError                       RTP media (sip.media)
+    │   ├── RtpParseError                bytes that are not an RTP packet we accept
+    │   ├── NoFreePortError              no even RTP port free in the configured range
+    │   └── StreamClosedError            the audio stream was used after close()
+    ├── AccountConfigError               an account setting is missing or wrong (.field, .problem)
+    ├── DialPlanError                    unknown dial plan rule, or a number we cannot dial
+    └── TransportError                   a socket or connection failed (sip.transport)
+        └── CertificateError             the TLS peer's certificate did not verify
 
 Owners of other ``sip`` modules append their own small classes at the end of this file, each
 with a docstring, and extend the drawing above.
@@ -49,3 +58,45 @@ class SdpError(RemoteProtocolError):
 
     def __init__(self, message: str, *, status_code: int = 488) -> None:
         super().__init__(message, status_code=status_code)
+
+
+class DigestError(RemoteProtocolError):
+    """A digest challenge or Authorization header we cannot parse or do not support."""
+
+
+class MediaError(SipError):
+    """Base class of the errors raised by the RTP media engine (``sip.media``)."""
+
+
+class RtpParseError(MediaError):
+    """Bytes that cannot be parsed as an RTP packet (RFC 3550)."""
+
+
+class NoFreePortError(MediaError):
+    """Every even RTP port of the configured range is taken."""
+
+
+class StreamClosedError(MediaError):
+    """An audio stream was asked to do something after it was closed."""
+
+
+class AccountConfigError(SipError):
+    """An account setting is missing or invalid; ``field`` names it (``accounts.office.port``)
+    and ``problem`` says what is wrong with it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class DialPlanError(SipError):
+    """A dial plan rule we do not know, or a target that cannot become a Request-URI."""
+
+
+class TransportError(SipError):
+    """Sending or receiving on a SIP socket or connection failed."""
+
+
+class CertificateError(TransportError):
+    """The TLS server's certificate did not verify (untrusted, expired, wrong host name)."""
