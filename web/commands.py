@@ -1,8 +1,14 @@
-"""``dialer serve``: the web server (uvicorn) on the configured or embedded default settings."""
+"""``dialer serve``: the web server (uvicorn) on the configured or embedded default settings.
+
+With ``--certfile`` and ``--keyfile`` uvicorn serves HTTPS itself, and session cookies get the
+``Secure`` flag. Forwarded headers are ignored unless ``DIALER_TRUSTED_PROXIES`` lists the proxy
+(the application decides, not uvicorn, so the rule lives in one place).
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,7 +26,10 @@ def _serve(arguments: argparse.Namespace) -> int:
     from web.app import create_app
     from web.settings import load_web_settings
 
-    settings = load_web_settings()
+    if bool(arguments.certfile) != bool(arguments.keyfile):
+        print("dialer serve: --certfile and --keyfile go together")
+        return 2
+    settings = dataclasses.replace(load_web_settings(), upgrade_database_on_start=True)
     app = create_app(settings)
     uvicorn.run(
         app,
@@ -28,6 +37,8 @@ def _serve(arguments: argparse.Namespace) -> int:
         port=arguments.port,
         ssl_certfile=arguments.certfile,
         ssl_keyfile=arguments.keyfile,
+        proxy_headers=False,
+        server_header=False,
         log_level="info",
     )
     return 0

@@ -13,6 +13,8 @@ import importlib
 _COMMAND_MODULES = (
     "dialer.commands.sip_commands",
     "dialer.commands.database_commands",
+    "dialer.commands.exchange_commands",
+    "dialer.commands.recordings_commands",
 )
 
 

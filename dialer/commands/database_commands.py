@@ -1,0 +1,253 @@
+"""``dialer db upgrade``, ``dialer user ...``, ``dialer audit verify``, ``dialer backup`` and
+``dialer restore``: administration of the data core from the server's shell.
+
+Settings come from the DIALER_* environment (``dialer.settings.load_settings``). Commands run as
+the system actor (audited as such). Exit codes: 0 done, 1 problems found (audit verify), 2 refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeAlias
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialer import audit, backup, users
+from dialer.actors import Role
+from dialer.errors import DialerError, NotFound, ValidationFailed
+from dialer.models import User
+from dialer.settings import Settings, load_settings
+from dialer.storage import create_engine, create_session_factory, upgrade_database
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_REFUSED = 2
+
+
+def register(subparsers: Subparsers) -> None:
+    database = subparsers.add_parser("db", help="database schema")
+    database_commands = database.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    upgrade = database_commands.add_parser("upgrade", help="create or migrate the schema")
+    upgrade.set_defaults(handler=_db_upgrade)
+
+    user = subparsers.add_parser("user", help="manage users")
+    user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = user_commands.add_parser("add", help="create a user")
+    add.add_argument("login")
+    add.add_argument("--role", choices=[role.value for role in Role], default=Role.OPERATOR.value)
+    add.add_argument("--name", help="display name (default: the login)")
+    add.add_argument("--team", help="team name (created if missing)")
+    add.add_argument("--extension", help="phone or extension for the callback leg")
+    add.add_argument("--allow", action="append", default=[], metavar="CIDR", help="allow-list")
+    _password_option(add)
+    add.set_defaults(handler=_user_add)
+    disable = user_commands.add_parser("disable", help="disable a user and end their sessions")
+    disable.add_argument("login")
+    disable.set_defaults(handler=_user_disable, disabled=True)
+    enable = user_commands.add_parser("enable", help="re-enable a disabled user")
+    enable.add_argument("login")
+    enable.set_defaults(handler=_user_disable, disabled=False)
+    unlock = user_commands.add_parser("unlock", help="clear a failed-login lock")
+    unlock.add_argument("login")
+    unlock.set_defaults(handler=_user_unlock)
+    reset = user_commands.add_parser("reset-password", help="set a new password")
+    reset.add_argument("login")
+    _password_option(reset)
+    reset.set_defaults(handler=_user_reset_password)
+    listing = user_commands.add_parser("list", help="list users")
+    listing.set_defaults(handler=_user_list)
+
+    audit_parser = subparsers.add_parser("audit", help="the audit log")
+    audit_commands = audit_parser.add_subparsers(
+        dest="audit_command", required=True, metavar="ACTION"
+    )
+    verify = audit_commands.add_parser("verify", help="check the hash chain; exit 1 on problems")
+    verify.set_defaults(handler=_audit_verify)
+
+    backup_parser = subparsers.add_parser("backup", help="write a consistent database backup")
+    backup_parser.add_argument(
+        "--output", type=Path, help="file to write (default: <data dir>/backups/dialer-<time>)"
+    )
+    backup_parser.set_defaults(handler=_backup)
+    restore = subparsers.add_parser("restore", help="replace the database with a backup")
+    restore.add_argument("file", type=Path)
+    restore.set_defaults(handler=_restore)
+
+
+def _password_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input (default: prompt twice)",
+    )
+
+
+def _read_password(arguments: argparse.Namespace) -> str:
+    if arguments.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise ValidationFailed("password", "no terminal to prompt on: use --password-stdin")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise ValidationFailed("password", "the two entries differ")
+    return first
+
+
+Operation = Callable[[AsyncSession, Settings], Awaitable[int]]
+
+
+async def _in_session(settings: Settings, operation: Operation) -> int:
+    await upgrade_database(settings.database_url)
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            result = await operation(session, settings)
+            await session.commit()
+            return result
+    finally:
+        await engine.dispose()
+
+
+def _run(operation: Operation) -> int:
+    try:
+        return asyncio.run(_in_session(load_settings(), operation))
+    except DialerError as error:
+        print(f"dialer: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+
+
+async def _user_by_login(session: AsyncSession, login: str) -> User:
+    user = await users.find_user_by_login(session, login)
+    if user is None:
+        raise NotFound(f"no user {login!r}")
+    return user
+
+
+def _db_upgrade(arguments: argparse.Namespace) -> int:
+    settings = load_settings()
+    asyncio.run(upgrade_database(settings.database_url))
+    print("database schema is up to date")
+    return EXIT_OK
+
+
+def _user_add(arguments: argparse.Namespace) -> int:
+    try:
+        password = _read_password(arguments)
+    except DialerError as error:
+        print(f"dialer: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+
+    async def operation(session: AsyncSession, settings: Settings) -> int:
+        team_id: int | None = None
+        if arguments.team:
+            team = await users.find_team(session, arguments.team)
+            if team is None:
+                team = await users.create_team(session, None, arguments.team)
+            team_id = team.id
+        user = await users.create_user(
+            session,
+            None,
+            settings,
+            login=arguments.login,
+            password=password,
+            display_name=arguments.name or arguments.login,
+            role=Role(arguments.role),
+            team_id=team_id,
+            phone_extension=arguments.extension,
+            allowed_networks=arguments.allow,
+        )
+        print(f"user {user.login} ({user.role}) created with id {user.id}")
+        return EXIT_OK
+
+    return _run(operation)
+
+
+def _user_disable(arguments: argparse.Namespace) -> int:
+    async def operation(session: AsyncSession, settings: Settings) -> int:
+        user = await _user_by_login(session, arguments.login)
+        await users.disable_user(session, None, user.id, disabled=arguments.disabled)
+        print(f"user {user.login} {'disabled' if arguments.disabled else 'enabled'}")
+        return EXIT_OK
+
+    return _run(operation)
+
+
+def _user_unlock(arguments: argparse.Namespace) -> int:
+    async def operation(session: AsyncSession, settings: Settings) -> int:
+        user = await _user_by_login(session, arguments.login)
+        await users.unlock_user(session, None, user.id)
+        print(f"user {user.login} unlocked")
+        return EXIT_OK
+
+    return _run(operation)
+
+
+def _user_reset_password(arguments: argparse.Namespace) -> int:
+    try:
+        password = _read_password(arguments)
+    except DialerError as error:
+        print(f"dialer: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+
+    async def operation(session: AsyncSession, settings: Settings) -> int:
+        user = await _user_by_login(session, arguments.login)
+        await users.reset_password(session, None, settings, user.id, password)
+        print(f"password of {user.login} reset; their sessions were ended")
+        return EXIT_OK
+
+    return _run(operation)
+
+
+def _user_list(arguments: argparse.Namespace) -> int:
+    async def operation(session: AsyncSession, settings: Settings) -> int:
+        for user in await users.list_users(session, None):
+            state = "disabled" if user.disabled else "active"
+            print(f"{user.id}\t{user.login}\t{user.role}\t{state}\t{user.display_name}")
+        return EXIT_OK
+
+    return _run(operation)
+
+
+def _audit_verify(arguments: argparse.Namespace) -> int:
+    async def operation(session: AsyncSession, settings: Settings) -> int:
+        problems = await audit.verify_audit_chain(session)
+        for problem in problems:
+            print(f"audit event {problem.audit_event_id}: {problem.kind}: {problem.detail}")
+        if problems:
+            print(f"{len(problems)} problem(s) in the audit chain", file=sys.stderr)
+            return EXIT_PROBLEMS
+        print("audit chain intact")
+        return EXIT_OK
+
+    return _run(operation)
+
+
+def _backup(arguments: argparse.Namespace) -> int:
+    settings = load_settings()
+    destination = arguments.output or backup.default_backup_path(
+        settings.database_url, settings.backups_dir
+    )
+    try:
+        written = backup.backup_database(settings.database_url, destination)
+    except DialerError as error:
+        print(f"dialer: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(f"backup written to {written}")
+    return EXIT_OK
+
+
+def _restore(arguments: argparse.Namespace) -> int:
+    settings = load_settings()
+    try:
+        backup.restore_database(settings.database_url, arguments.file)
+    except DialerError as error:
+        print(f"dialer: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(f"database restored from {arguments.file}")
+    return EXIT_OK

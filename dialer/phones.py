@@ -1,0 +1,108 @@
+"""Phone numbers: normalisation to E.164 (raw input kept), time zones, search prefixes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import timezone as phone_timezones
+
+from dialer.errors import ValidationFailed
+from dialer.models import PhoneKind
+
+_PHONE_SEARCH_PATTERN = re.compile(r"^\+?[\d\s().\-]+$")
+_MOBILE_TYPES = frozenset(
+    {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+)
+
+
+@dataclass(frozen=True)
+class NormalisedPhone:
+    e164: str
+    raw: str
+    kind: PhoneKind
+
+
+def normalise_phone(
+    raw: str, default_region: str, kind: PhoneKind | str | None = None
+) -> NormalisedPhone:
+    """Parse ``raw`` ("8 (916) 123-45-67", "+7 916 ...") into E.164, keeping the raw text.
+
+    Numbers without a leading + are read in ``default_region`` (national prefix handled: with
+    region RU, "8 916 123-45-67" -> +79161234567). ``kind`` defaults to mobile for mobile numbers
+    and work otherwise. Raises ValidationFailed("phone", ...) for text that is not a possible
+    number.
+    """
+    text = raw.strip()
+    if not text:
+        raise ValidationFailed("phone", "is empty")
+    try:
+        number = phonenumbers.parse(text, default_region.upper())
+    except phonenumbers.NumberParseException as error:
+        raise ValidationFailed("phone", f"not a phone number: {raw!r}") from error
+    if not phonenumbers.is_possible_number(number):
+        raise ValidationFailed("phone", f"not a possible phone number: {raw!r}")
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if kind is None:
+        number_type = phonenumbers.number_type(number)
+        chosen = PhoneKind.MOBILE if number_type in _MOBILE_TYPES else PhoneKind.WORK
+    else:
+        try:
+            chosen = PhoneKind(kind)
+        except ValueError as error:
+            raise ValidationFailed("phone kind", f"unknown kind {kind!r}") from error
+    return NormalisedPhone(e164=e164, raw=raw, kind=chosen)
+
+
+def timezone_for_number(e164: str) -> str | None:
+    """The IANA time zone of a number when the metadata gives exactly one, else None.
+
+    Landlines usually have one (+7495... -> Europe/Moscow, +7383... -> Asia/Novosibirsk); mobile
+    ranges often span a whole country (+7916...) and give None: ask the user instead.
+    """
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return None
+    zones = [
+        zone
+        for zone in phone_timezones.time_zones_for_number(number)
+        if zone != phone_timezones.UNKNOWN_TIMEZONE
+    ]
+    return zones[0] if len(zones) == 1 else None
+
+
+def phone_search_prefix(text: str, region: str) -> str | None:
+    """The E.164 prefix a user means by ``text``, or None if ``text`` does not look like digits.
+
+    "+7 916 12" -> "+791612"; "8916" (RU) -> "+7916"; "7916" (RU) -> "+7916"; "0049 30" ->
+    "+4930"; "916" (RU) -> "+7916". Needs at least two digits.
+    """
+    stripped = text.strip()
+    if not stripped or not _PHONE_SEARCH_PATTERN.match(stripped):
+        return None
+    digits = re.sub(r"\D", "", stripped)
+    if len(digits) < 2:
+        return None
+    if stripped.startswith("+"):
+        return "+" + digits
+    if digits.startswith("00"):
+        return "+" + digits[2:] if len(digits) > 3 else None
+    region = region.upper()
+    country_code = phonenumbers.country_code_for_region(region)
+    if country_code == 0:
+        return "+" + digits
+    code_text = str(country_code)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    national_prefix = metadata.national_prefix if metadata is not None else None
+    if national_prefix and digits.startswith(national_prefix):
+        return "+" + code_text + digits[len(national_prefix) :]
+    if digits.startswith(code_text) and len(digits) > len(code_text):
+        return "+" + digits
+    return "+" + code_text + digits
+
+
+def prefix_upper_bound(prefix: str) -> str:
+    """The smallest string greater than every string starting with ``prefix`` (binary order)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)

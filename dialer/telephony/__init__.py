@@ -1,0 +1,18 @@
+"""Telephony: the SIP-backed call service behind ``dialer.call_control.CallControl``.
+
+- :mod:`dialer.telephony.service`: :class:`CallService` (place, control and follow calls).
+- :mod:`dialer.telephony.bridge`: the browser audio leg (smoothing buffer, far-end feed).
+- :mod:`dialer.telephony.phone_leg`: the operator's own phone as the audio leg.
+- :mod:`dialer.telephony.recording`: live stereo recording, compression, storage.
+- :mod:`dialer.telephony.recovery`: start-up repair of what a crash left unfinished.
+- :mod:`dialer.telephony.accounts`: which SIP account places the calls.
+
+Errors raised are those of :mod:`dialer.errors` (``Conflict``, ``DoNotCall``, ``NotFound``,
+``PermissionDenied``, ``ValidationFailed``); this package defines none of its own.
+"""
+
+from dialer.telephony.accounts import AccountChoice, CallingAccount
+from dialer.telephony.bridge import CallAudioBridge
+from dialer.telephony.service import CallService
+
+__all__ = ["AccountChoice", "CallAudioBridge", "CallService", "CallingAccount"]

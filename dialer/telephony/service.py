@@ -1,0 +1,849 @@
+"""The call service: ``dialer.call_control.CallControl`` on our SIP stack.
+
+::
+
+    service = await CallService.start(settings, session_factory, event_bus)
+    live = await service.place_call(actor, CallRequest(contact_id=7))
+    bridge = await service.attach_browser_audio(actor, live.call_id)
+    ...
+    await service.close()
+
+``place_call`` resolves the number, refuses do-not-call numbers, creates and commits the call
+row, then a background task drives the SIP call. Every transition (dialing, ringing, answered,
+ended / failed) is written to the row and committed, THEN published on the event bus as
+``call.<state>`` (``call.ended`` also for failed calls) to the operator, the supervisors of the
+operator's team and the admins; ``operator.state`` (dialing, ringing, talking, wrap-up) goes
+to the same audience. Each service owns its transactions (a session per step, from the
+session factory it was given).
+
+Audio legs: the browser (:mod:`dialer.telephony.bridge`; the call is hung up with cause
+``browser_disconnected`` when no browser is attached for ``browser_grace_seconds``) or the
+operator's own phone (:mod:`dialer.telephony.phone_leg`). Recording (per account, on by default)
+is :mod:`dialer.telephony.recording`; start-up recovery is :mod:`dialer.telephony.recovery`.
+
+SIP hold: the ``sip.phone`` API has no re-INVITE hold yet, so ``set_held`` stops sending media
+to the far end (and says so in the log); the far end hears silence, not a hold tone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import and_, false, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from dialer.actors import Actor
+from dialer.call_control import AudioLeg, CallRequest, LiveCall
+from dialer.calls import create_call, get_call, record_call_transition
+from dialer.contacts import (
+    ContactInput,
+    PhoneInput,
+    create_contact,
+    find_contacts_by_phone,
+    get_contact,
+)
+from dialer.errors import Conflict, DialerError, NotFound, PermissionDenied, ValidationFailed
+from dialer.live_events import EventBus
+from dialer.models import CallState, ContactPhone, HangupParty, User, utc_now
+from dialer.phones import normalise_phone
+from dialer.settings import Settings
+from dialer.telephony.accounts import (
+    AccountChoice,
+    CallingAccount,
+    accounts_file_from_environment,
+    load_account_choice,
+    start_test_line,
+)
+from dialer.telephony.bridge import CallAudioBridge, OperatorFramePacer
+from dialer.telephony.phone_leg import PhoneLegBridge
+from dialer.telephony.recording import CallRecording, RecordingStore
+from dialer.telephony.recovery import RecoveryReport, recover
+from recordings.compression import Codec
+from recordings.wav_writer import RecordingWriter
+from sip.causes import CallCause
+from sip.errors import DialPlanError, MediaError, SipError, StreamClosedError
+from sip.events import CallAnswered, CallEnded, CallProgress
+from sip.phone import Call, Phone, PhoneConfig
+from sip.testline import TestLine
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BROWSER_GRACE_SECONDS = 30.0
+DEFAULT_CLOSE_TIMEOUT_SECONDS = 30.0
+BROWSER_DISCONNECTED = "browser_disconnected"
+OPERATOR_LEG_PREFIX = "operator_"
+_DTMF_PATTERN = re.compile(r"^[0-9*#A-Da-d]{1,32}$")
+
+OperatorState = Literal["idle", "dialing", "ringing", "talking", "wrap-up"]
+_OPERATOR_STATE_OF: dict[CallState, OperatorState] = {
+    CallState.CREATED: "dialing",
+    CallState.DIALING: "dialing",
+    CallState.RINGING: "ringing",
+    CallState.ANSWERED: "talking",
+    CallState.ENDED: "wrap-up",
+    CallState.FAILED: "wrap-up",
+    CallState.INTERRUPTED: "wrap-up",
+}
+_EVENT_KIND_OF: dict[CallState, str] = {
+    CallState.CREATED: "call.created",
+    CallState.DIALING: "call.dialing",
+    CallState.RINGING: "call.ringing",
+    CallState.ANSWERED: "call.answered",
+    CallState.ENDED: "call.ended",
+    CallState.FAILED: "call.ended",
+    CallState.INTERRUPTED: "call.ended",
+}
+_HANGUP_PARTY_OF: dict[str, HangupParty] = {
+    "local": HangupParty.OPERATOR,
+    "remote": HangupParty.REMOTE,
+    "system": HangupParty.SYSTEM,
+}
+
+
+@dataclass
+class _LiveCall:
+    """A call this service is driving (from the row's creation to its last transition)."""
+
+    call_id: int
+    operator_id: int
+    operator_team_id: int | None
+    contact_id: int | None
+    number: str
+    audio_leg: AudioLeg
+    calling: CallingAccount
+    audience: tuple[int, ...]
+    created_at: datetime
+    operator_phone: str | None = None
+    state: CallState = CallState.CREATED
+    muted: bool = False
+    held: bool = False
+    sip_call: Call | None = None
+    operator_call: Call | None = None
+    pacer: OperatorFramePacer | None = None
+    phone_bridge: PhoneLegBridge | None = None
+    bridge: CallAudioBridge | None = None
+    recording: CallRecording | None = None
+    grace_timer: asyncio.TimerHandle | None = None
+    hangup_requested: bool = False
+    end_cause: str | None = None
+    hangup_by: HangupParty | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def snapshot(self) -> LiveCall:
+        return LiveCall(
+            call_id=self.call_id,
+            operator_id=self.operator_id,
+            contact_id=self.contact_id,
+            number=self.number,
+            state=self.state.value,
+            muted=self.muted,
+            held=self.held,
+        )
+
+
+class CallService:
+    """Places and controls calls over SIP; implements ``dialer.call_control.CallControl``.
+
+    Build it with :meth:`start`. The constructor takes ready parts (a running ``Phone``);
+    ``owned_phone`` / ``owned_test_line`` are closed by :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        event_bus: EventBus,
+        phone: Phone,
+        accounts: AccountChoice,
+        *,
+        recordings_root: Path | None = None,
+        browser_grace_seconds: float = DEFAULT_BROWSER_GRACE_SECONDS,
+        recording_codec: Codec = "opus",
+        recording_bitrate_kbps: int | None = None,
+        compression_threads: int = 1,
+        close_timeout_seconds: float = DEFAULT_CLOSE_TIMEOUT_SECONDS,
+        owned_phone: bool = False,
+        owned_test_line: TestLine | None = None,
+    ) -> None:
+        if browser_grace_seconds < 0:
+            raise ValueError("browser_grace_seconds must not be negative")
+        self.settings = settings
+        self.phone = phone
+        self.accounts = accounts
+        self.browser_grace_seconds = browser_grace_seconds
+        self.close_timeout_seconds = close_timeout_seconds
+        self.test_line = owned_test_line
+        self.recovery_report: RecoveryReport | None = None
+        self._session_factory = session_factory
+        self._event_bus = event_bus
+        self._owned_phone = owned_phone
+        self._writer = RecordingWriter(threads=2)
+        self._executor = ThreadPoolExecutor(
+            max_workers=compression_threads, thread_name_prefix="recording-compression"
+        )
+        self.recordings = RecordingStore(
+            recordings_root if recordings_root is not None else settings.recordings_dir,
+            self._writer,
+            self._executor,
+            session_factory,
+            codec=recording_codec,
+            bitrate_kbps=recording_bitrate_kbps,
+        )
+        self._live_by_id: dict[int, _LiveCall] = {}
+        self._live_by_operator: dict[int, _LiveCall] = {}
+        self._operator_locks: dict[int, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._closed = False
+
+    # -- starting and stopping --------------------------------------------------------------------
+
+    @classmethod
+    async def start(
+        cls,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        event_bus: EventBus,
+        *,
+        phone: Phone | None = None,
+        phone_config: PhoneConfig | None = None,
+        accounts: AccountChoice | None = None,
+        accounts_file: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        recordings_root: Path | None = None,
+        browser_grace_seconds: float = DEFAULT_BROWSER_GRACE_SECONDS,
+        recording_codec: Codec = "opus",
+        recording_bitrate_kbps: int | None = None,
+        recover_on_start: bool = True,
+        close_timeout_seconds: float = DEFAULT_CLOSE_TIMEOUT_SECONDS,
+    ) -> CallService:
+        """Start the service: recovery first, then the phone and the accounts.
+
+        ``phone``: a running phone to use (not closed by the service); otherwise one is started
+        with ``phone_config`` (default: 127.0.0.1, free port) and closed by :meth:`close`.
+        ``accounts``: as given; else read from ``accounts_file`` or the file named by
+        ``DIALER_SIP_ACCOUNTS`` in ``environ`` (default ``os.environ``); else the built-in test
+        line is started and every call goes to it.
+        """
+        test_line: TestLine | None = None
+        if accounts is None:
+            path = accounts_file
+            if path is None:
+                path = (
+                    accounts_file_from_environment()
+                    if environ is None
+                    else accounts_file_from_environment(environ)
+                )
+            if path is not None:
+                accounts = load_account_choice(path)
+            else:
+                host = (phone_config or PhoneConfig()).bind_host
+                test_line, accounts = await start_test_line(host)
+        owned_phone = phone is None
+        if phone is None:
+            phone = await Phone.start(phone_config or PhoneConfig())
+        service = cls(
+            settings,
+            session_factory,
+            event_bus,
+            phone,
+            accounts,
+            recordings_root=recordings_root,
+            browser_grace_seconds=browser_grace_seconds,
+            recording_codec=recording_codec,
+            recording_bitrate_kbps=recording_bitrate_kbps,
+            close_timeout_seconds=close_timeout_seconds,
+            owned_phone=owned_phone,
+            owned_test_line=test_line,
+        )
+        if recover_on_start:
+            service.recovery_report = await recover(session_factory, service.recordings)
+        for calling in accounts.accounts.values():
+            if calling.account.register:
+                registration = await phone.register(calling.account)
+                if not registration.registered:
+                    logger.error(
+                        "account %s did not register: %s %s",
+                        calling.name,
+                        registration.status_code,
+                        registration.reason,
+                    )
+        return service
+
+    async def close(self) -> None:
+        """Hang up every call (cause local_hangup, hung up by the system), wait for the rows
+        and recordings to be written (up to ``close_timeout_seconds``), then stop."""
+        if self._closed:
+            return
+        self._closing = True
+        for live in list(self._live_by_id.values()):
+            self._request_hangup(live, "local_hangup", HangupParty.SYSTEM)
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self.close_timeout_seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        self._closed = True
+        if self._owned_phone:
+            await self.phone.aclose()
+        if self.test_line is not None:
+            await self.test_line.aclose()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._writer.close)
+        self._executor.shutdown(wait=True)
+
+    # -- CallControl ------------------------------------------------------------------------------
+
+    def current_call(self, operator_id: int) -> LiveCall | None:
+        live = self._live_by_operator.get(operator_id)
+        return live.snapshot() if live is not None else None
+
+    async def place_call(self, actor: Actor, request: CallRequest) -> LiveCall:
+        """Start a call; ``Conflict`` when the operator already has one (never a second call),
+        ``DoNotCall`` for a do-not-call number, ``NotFound`` / ``ValidationFailed`` for a bad
+        contact, phone or number."""
+        lock = self._operator_locks.setdefault(actor.user_id, asyncio.Lock())
+        async with lock:
+            if self._closing:
+                raise Conflict("the call service is shutting down")
+            if actor.user_id in self._live_by_operator:
+                raise Conflict("you already have a call in progress")
+            calling = self.accounts.for_operator(actor.user_id)
+            async with self._session_factory() as session:
+                contact_id, number = await self._resolve_target(session, actor, request)
+                operator = await session.get(User, actor.user_id)
+                if operator is None:
+                    raise NotFound(f"user {actor.user_id}")
+                operator_phone: str | None = None
+                if AudioLeg(request.audio_leg) is AudioLeg.PHONE:
+                    operator_phone = (operator.phone_extension or "").strip() or None
+                    if operator_phone is None:
+                        raise ValidationFailed(
+                            "audio_leg", "no phone number or extension is set for you"
+                        )
+                row = await create_call(
+                    session,
+                    actor,
+                    number,
+                    contact_id=contact_id,
+                    operator_id=actor.user_id,
+                    account_name=calling.name,
+                    default_region=self.settings.default_region,
+                )
+                audience = await self._audience(session, actor.user_id, operator.team_id)
+                live = _LiveCall(
+                    call_id=row.id,
+                    operator_id=actor.user_id,
+                    operator_team_id=operator.team_id,
+                    contact_id=row.contact_id,
+                    number=row.phone_e164,
+                    audio_leg=AudioLeg(request.audio_leg),
+                    calling=calling,
+                    audience=audience,
+                    created_at=row.created_at,
+                    operator_phone=operator_phone,
+                )
+                await session.commit()
+            self._live_by_id[live.call_id] = live
+            self._live_by_operator[live.operator_id] = live
+        if live.audio_leg is AudioLeg.BROWSER:
+            # Subscribed to the media clock before the call's stream, so it runs first on
+            # each tick (see dialer.telephony.bridge).
+            live.pacer = OperatorFramePacer(self.phone.clock)
+        await self._publish(live, CallState.CREATED, live.created_at)
+        if live.audio_leg is AudioLeg.BROWSER:
+            # No browser attached yet: the same grace applies as after a detach.
+            self._arm_grace_timer(live)
+        self._spawn(self._drive(live), f"call-{live.call_id}")
+        return live.snapshot()
+
+    async def hang_up(self, actor: Actor, call_id: int) -> None:
+        """Hang up (the operator, their supervisor or an admin); returns at once, the
+        ``call.ended`` event follows."""
+        live = await self._live_call(actor, call_id, operator_only=False)
+        party = HangupParty.OPERATOR if actor.user_id == live.operator_id else HangupParty.SYSTEM
+        self._request_hangup(live, "local_hangup", party)
+
+    async def set_muted(self, actor: Actor, call_id: int, muted: bool) -> LiveCall:
+        """Muted: the operator's audio is not forwarded; the far end (and the recording's left
+        channel) get silence."""
+        live = await self._live_call(actor, call_id, operator_only=True)
+        live.muted = muted
+        if live.pacer is not None:
+            live.pacer.muted = muted
+        if live.phone_bridge is not None:
+            live.phone_bridge.muted = muted
+        return live.snapshot()
+
+    async def set_held(self, actor: Actor, call_id: int, held: bool) -> LiveCall:
+        """Hold: no SIP re-INVITE is available in ``sip.phone``, so media to the far end stops
+        (it hears silence) and resumes on un-hold."""
+        live = await self._live_call(actor, call_id, operator_only=True)
+        call = live.sip_call
+        if call is None or call.is_ended:
+            raise Conflict("the call is not connected yet")
+        try:
+            call.audio.set_hold(held)
+        except StreamClosedError as error:
+            raise Conflict("the call is over") from error
+        if held != live.held:
+            logger.info(
+                "call %d %s (media only: the phone API offers no SIP hold)",
+                live.call_id,
+                "held" if held else "resumed",
+            )
+        live.held = held
+        return live.snapshot()
+
+    async def send_dtmf(self, actor: Actor, call_id: int, digits: str) -> None:
+        """Send RFC 4733 telephone-events to the far end."""
+        if not _DTMF_PATTERN.match(digits):
+            raise ValidationFailed("digits", "use 1 to 32 of 0-9 * # A-D")
+        live = await self._live_call(actor, call_id, operator_only=True)
+        call = live.sip_call
+        if call is None or call.is_ended:
+            raise Conflict("the call is not connected yet")
+        try:
+            call.send_dtmf(digits.upper())
+        except StreamClosedError as error:
+            raise Conflict("the call is over") from error
+        except MediaError as error:
+            raise Conflict("the far end does not accept DTMF tones") from error
+
+    async def attach_browser_audio(self, actor: Actor, call_id: int) -> CallAudioBridge:
+        """The operator's browser audio for a browser-leg call. A new attachment replaces the
+        previous one (another tab takes the call over) and cancels the grace timer."""
+        live = await self._live_call(actor, call_id, operator_only=True)
+        if live.audio_leg is not AudioLeg.BROWSER:
+            raise Conflict("this call's audio goes to your phone, not the browser")
+        if live.pacer is None:
+            raise Conflict("the call has no browser audio")
+        self._cancel_grace_timer(live)
+        previous = live.bridge
+        if previous is not None:
+            previous.end()
+        live.pacer.clear()
+        bridge = CallAudioBridge(live.call_id, live.pacer, lambda gone: self._detached(live, gone))
+        live.bridge = bridge
+        return bridge
+
+    async def finish_wrap_up(self, operator_id: int) -> None:
+        """The operator is done with the last call (outcome saved): publish ``idle``."""
+        if operator_id in self._live_by_operator:
+            return
+        async with self._session_factory() as session:
+            operator = await session.get(User, operator_id)
+            if operator is None:
+                raise NotFound(f"user {operator_id}")
+            audience = await self._audience(session, operator_id, operator.team_id)
+        await self._event_bus.publish(
+            audience,
+            "operator.state",
+            {"operator_id": operator_id, "state": "idle", "call_id": None, "at": _iso(utc_now())},
+        )
+
+    # -- looking things up ------------------------------------------------------------------------
+
+    async def _resolve_target(
+        self, session: AsyncSession, actor: Actor, request: CallRequest
+    ) -> tuple[int | None, str]:
+        """(contact id, number to dial) for a request; a typed number unknown to the actor
+        becomes a new contact owned by the actor."""
+        if request.contact_id is not None or request.phone_id is not None:
+            phone: ContactPhone | None
+            if request.contact_id is not None:
+                contact = await get_contact(session, actor, request.contact_id)
+                if request.phone_id is not None:
+                    phone = next((p for p in contact.phones if p.id == request.phone_id), None)
+                    if phone is None:
+                        raise NotFound(f"phone {request.phone_id} of contact {contact.id}")
+                else:
+                    phone = contact.primary_phone
+                    if phone is None:
+                        raise ValidationFailed("contact_id", "the contact has no phone number")
+                return contact.id, phone.e164
+            phone = await session.get(ContactPhone, request.phone_id)
+            if phone is None:
+                raise NotFound(f"phone {request.phone_id}")
+            contact = await get_contact(session, actor, phone.contact_id)
+            return contact.id, phone.e164
+        if request.number is None or not request.number.strip():
+            raise ValidationFailed("number", "give a contact, one of its phones or a number")
+        region = self.settings.default_region
+        normalised = normalise_phone(request.number, region)
+        matches = await find_contacts_by_phone(session, normalised.e164, actor)
+        if matches:
+            return matches[0].id, normalised.e164
+        contact = await create_contact(
+            session,
+            actor,
+            ContactInput(phones=[PhoneInput(raw=request.number.strip(), primary=True)]),
+            default_region=region,
+        )
+        return contact.id, normalised.e164
+
+    async def _audience(
+        self, session: AsyncSession, operator_id: int, team_id: int | None
+    ) -> tuple[int, ...]:
+        """The operator, the supervisors of their team and the admins (enabled users)."""
+        team_supervisors = (
+            and_(User.role == "supervisor", User.team_id == team_id)
+            if team_id is not None
+            else false()
+        )
+        statement = select(User.id).where(
+            User.disabled.is_(False),
+            or_(User.id == operator_id, User.role == "admin", team_supervisors),
+        )
+        ids = set((await session.scalars(statement)).all())
+        ids.add(operator_id)
+        return tuple(sorted(ids))
+
+    async def _live_call(self, actor: Actor, call_id: int, *, operator_only: bool) -> _LiveCall:
+        live = self._live_by_id.get(call_id)
+        if live is None:
+            async with self._session_factory() as session:
+                await get_call(session, actor, call_id)  # NotFound if not visible
+            raise Conflict(f"call {call_id} is not in progress")
+        if actor.user_id == live.operator_id:
+            return live
+        may_see = actor.is_admin or (
+            actor.is_supervisor
+            and actor.team_id is not None
+            and actor.team_id == live.operator_team_id
+        )
+        if not may_see:
+            raise NotFound(f"call {call_id}")
+        if operator_only:
+            raise PermissionDenied("only the operator on the call can do this")
+        return live
+
+    # -- hanging up and the browser grace timer ---------------------------------------------------
+
+    def _request_hangup(self, live: _LiveCall, cause: str, party: HangupParty) -> None:
+        if live.end_cause is None:
+            live.end_cause = cause
+            live.hangup_by = party
+        live.hangup_requested = True
+        for call in (live.sip_call, live.operator_call):
+            if call is not None:
+                call.hangup()
+
+    def _detached(self, live: _LiveCall, bridge: CallAudioBridge) -> None:
+        if live.bridge is not bridge:
+            return  # an older attachment that was already replaced
+        live.bridge = None
+        if live.pacer is not None:
+            live.pacer.clear()
+        if not live.finished.is_set():
+            self._arm_grace_timer(live)
+
+    def _arm_grace_timer(self, live: _LiveCall) -> None:
+        self._cancel_grace_timer(live)
+        loop = asyncio.get_running_loop()
+        live.grace_timer = loop.call_later(self.browser_grace_seconds, self._grace_expired, live)
+
+    def _cancel_grace_timer(self, live: _LiveCall) -> None:
+        if live.grace_timer is not None:
+            live.grace_timer.cancel()
+            live.grace_timer = None
+
+    def _grace_expired(self, live: _LiveCall) -> None:
+        live.grace_timer = None
+        if live.bridge is None and not live.finished.is_set():
+            logger.info(
+                "call %d: no browser audio for %.0f s, hanging up",
+                live.call_id,
+                self.browser_grace_seconds,
+            )
+            self._request_hangup(live, BROWSER_DISCONNECTED, HangupParty.SYSTEM)
+
+    # -- driving a call ---------------------------------------------------------------------------
+
+    def _spawn(self, coroutine: object, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            coroutine,  # type: ignore[arg-type]
+            name=name,
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drive(self, live: _LiveCall) -> None:
+        try:
+            if live.calling.record_calls:
+                live.recording = self.recordings.start(live.call_id, live.created_at)
+            if live.audio_leg is AudioLeg.PHONE:
+                await self._drive_phone_leg(live)
+            else:
+                await self._drive_browser_leg(live)
+        finally:
+            await self._finish(live)
+
+    async def _drive_browser_leg(self, live: _LiveCall) -> None:
+        pacer = live.pacer
+        assert pacer is not None
+        call = await self._dial(live, live.number)
+        if call is None:
+            return
+        pacer.attach(call.audio)
+        recording = live.recording
+
+        def tap(direction: Literal["sent", "received"], frame: bytes, timestamp: int) -> None:
+            if recording is not None:
+                recording.write("left" if direction == "sent" else "right", frame, timestamp)
+            if direction == "received":
+                bridge = live.bridge
+                if bridge is not None:
+                    bridge.deliver_far_end(frame)
+
+        call.audio.add_tap(tap)
+        await self._follow(live, call)
+
+    async def _drive_phone_leg(self, live: _LiveCall) -> None:
+        assert live.operator_phone is not None
+        bridge = PhoneLegBridge(self.phone.clock, live.recording)
+        live.phone_bridge = bridge
+        bridge.muted = live.muted
+        try:
+            try:
+                operator_call = await self.phone.call(live.calling.account, live.operator_phone)
+            except SipError as error:
+                await self._fail_before_dialing(live, error, operator_leg=True)
+                return
+            live.operator_call = operator_call
+            bridge.attach_operator(operator_call, self.phone.clock.next_tick_index)
+            if live.hangup_requested:
+                operator_call.hangup()
+            if not await operator_call.wait_answered():
+                cause = operator_call.cause or CallCause.network_error
+                await self._write(
+                    live,
+                    CallState.FAILED,
+                    utc_now(),
+                    cause=live.end_cause or f"{OPERATOR_LEG_PREFIX}{cause.value}",
+                    sip_code=operator_call.sip_code,
+                    reason=operator_call.reason or None,
+                    hangup_by=live.hangup_by or HangupParty.SYSTEM,
+                )
+                return
+            call = await self._dial(live, live.number)
+            if call is None:
+                operator_call.hangup()
+                return
+            bridge.attach_customer(call, self.phone.clock.next_tick_index)
+
+            async def operator_hung_up() -> None:
+                await operator_call.wait_ended()
+                if not call.is_ended:
+                    if live.end_cause is None:
+                        live.end_cause = CallCause.local_hangup.value
+                        live.hangup_by = HangupParty.OPERATOR
+                    call.hangup()
+
+            watcher = asyncio.get_running_loop().create_task(operator_hung_up())
+            try:
+                await self._follow(live, call)
+            finally:
+                watcher.cancel()
+                operator_call.hangup()
+        finally:
+            bridge.close()
+
+    async def _dial(self, live: _LiveCall, number: str) -> Call | None:
+        """Place the SIP call and write ``dialing``; None (row failed) if it cannot be placed."""
+        if live.hangup_requested:
+            await self._write(
+                live,
+                CallState.FAILED,
+                utc_now(),
+                cause=live.end_cause or CallCause.cancelled.value,
+                hangup_by=live.hangup_by or HangupParty.OPERATOR,
+            )
+            return None
+        try:
+            call = await self.phone.call(live.calling.account, number)
+        except SipError as error:
+            await self._fail_before_dialing(live, error, operator_leg=False)
+            return None
+        live.sip_call = call
+        if live.held:
+            call.audio.set_hold(True)
+        await self._write(
+            live,
+            CallState.DIALING,
+            _wall_clock(call, call.placed_at),
+            sip_call_id=call.key,
+        )
+        if live.hangup_requested:
+            call.hangup()
+        return call
+
+    async def _fail_before_dialing(
+        self, live: _LiveCall, error: SipError, *, operator_leg: bool
+    ) -> None:
+        cause = CallCause.invalid_number if isinstance(error, DialPlanError) else None
+        text = cause.value if cause is not None else "network_error"
+        if operator_leg:
+            text = f"{OPERATOR_LEG_PREFIX}{text}"
+        logger.warning("call %d could not be placed: %s", live.call_id, error)
+        await self._write(
+            live,
+            CallState.FAILED,
+            utc_now(),
+            cause=text,
+            reason=str(error)[:200],
+            hangup_by=HangupParty.SYSTEM,
+        )
+
+    async def _follow(self, live: _LiveCall, call: Call) -> None:
+        """Write and publish the call's transitions until it ends."""
+        async for event in call.events():
+            if isinstance(event, CallProgress):
+                if live.state in (CallState.CREATED, CallState.DIALING):
+                    await self._write(
+                        live,
+                        CallState.RINGING,
+                        utc_now(),
+                        sip_code=event.status_code,
+                        reason=event.reason,
+                        record_code=False,
+                    )
+            elif isinstance(event, CallAnswered):
+                at = _wall_clock(call, call.answered_at or call.placed_at)
+                await self._write(live, CallState.ANSWERED, at, sip_code=200, reason="OK")
+            elif isinstance(event, CallEnded):
+                answered = call.answered_at is not None
+                at = _wall_clock(call, call.ended_at or call.placed_at)
+                await self._write(
+                    live,
+                    CallState.ENDED if answered else CallState.FAILED,
+                    at,
+                    cause=live.end_cause or event.cause.value,
+                    sip_code=event.status_code or None,
+                    reason=event.reason or None,
+                    hangup_by=live.hangup_by or _HANGUP_PARTY_OF[event.hung_up_by],
+                )
+
+    async def _write(
+        self,
+        live: _LiveCall,
+        state: CallState,
+        at: datetime,
+        *,
+        cause: str | None = None,
+        sip_code: int | None = None,
+        reason: str | None = None,
+        hangup_by: HangupParty | None = None,
+        sip_call_id: str | None = None,
+        record_code: bool = True,
+    ) -> None:
+        """Write a transition to the row and commit, then publish it."""
+        try:
+            async with self._session_factory() as session:
+                await record_call_transition(
+                    session,
+                    live.call_id,
+                    state,
+                    at,
+                    sip_call_id=sip_call_id,
+                    sip_code=sip_code if record_code else None,
+                    sip_reason=reason if record_code else None,
+                    end_cause=cause,
+                    hangup_by=hangup_by,
+                )
+                await session.commit()
+        except (SQLAlchemyError, DialerError):
+            logger.exception("call %d: could not record %s", live.call_id, state.value)
+        live.state = state
+        await self._publish(
+            live, state, at, cause=cause, sip_code=sip_code, reason=reason, hangup_by=hangup_by
+        )
+
+    async def _publish(
+        self,
+        live: _LiveCall,
+        state: CallState,
+        at: datetime,
+        *,
+        cause: str | None = None,
+        sip_code: int | None = None,
+        reason: str | None = None,
+        hangup_by: HangupParty | None = None,
+    ) -> None:
+        payload: dict[str, object] = {
+            "call_id": live.call_id,
+            "contact_id": live.contact_id,
+            "operator_id": live.operator_id,
+            "number": live.number,
+            "state": state.value,
+            "cause": cause,
+            "sip_code": sip_code,
+            "reason": reason,
+            "hangup_by": hangup_by.value if hangup_by is not None else None,
+            "at": _iso(at),
+        }
+        await self._event_bus.publish(live.audience, _EVENT_KIND_OF[state], payload)
+        await self._event_bus.publish(
+            live.audience,
+            "operator.state",
+            {
+                "operator_id": live.operator_id,
+                "state": _OPERATOR_STATE_OF[state],
+                "call_id": live.call_id,
+                "at": _iso(at),
+            },
+        )
+
+    async def _finish(self, live: _LiveCall) -> None:
+        """After the last transition: free the operator, end the bridge, store the recording."""
+        if live.state not in (CallState.ENDED, CallState.FAILED, CallState.INTERRUPTED):
+            # The driver was cancelled or failed unexpectedly: end the SIP side; the row is
+            # marked interrupted by the next start-up's recovery.
+            self._request_hangup(live, "system", HangupParty.SYSTEM)
+        live.finished.set()
+        self._cancel_grace_timer(live)
+        if live.pacer is not None:
+            live.pacer.close()
+        if live.bridge is not None:
+            live.bridge.end()
+            live.bridge = None
+        self._live_by_id.pop(live.call_id, None)
+        if self._live_by_operator.get(live.operator_id) is live:
+            del self._live_by_operator[live.operator_id]
+        recording = live.recording
+        if recording is not None:
+            # Let the last frames (tapped up to the stream's close) reach the recorder.
+            await asyncio.sleep(0.15)
+            row = await self.recordings.store(recording)
+            if row is not None:
+                await self._event_bus.publish(
+                    live.audience,
+                    "call.recording",
+                    {
+                        "call_id": live.call_id,
+                        "contact_id": live.contact_id,
+                        "operator_id": live.operator_id,
+                        "recording_id": row.id,
+                        "codec": row.codec,
+                        "duration_seconds": row.duration_seconds,
+                    },
+                )
+
+
+def _wall_clock(call: Call, loop_time: float) -> datetime:
+    """A loop-time instant of ``call`` as an aware UTC datetime."""
+    return datetime.fromtimestamp(call.started_wall_clock + (loop_time - call.placed_at), UTC)
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()

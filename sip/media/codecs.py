@@ -1,0 +1,108 @@
+"""Audio codecs behind one tiny interface, and the static G.711 payload types.
+
+Every codec turns 16-bit little-endian mono PCM into an RTP payload and back. ``PCMU``
+(μ-law, payload type 0) and ``PCMA`` (A-law, payload type 8) are the two we speak;
+``codec_for_payload_type`` and ``codec_by_name`` look them up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from sip.media import g711
+
+SAMPLE_RATE = 8000
+FRAME_DURATION = 0.020
+SAMPLES_PER_FRAME = 160
+FRAME_BYTES = SAMPLES_PER_FRAME * 2
+SILENCE_FRAME = bytes(FRAME_BYTES)
+_SAMPLE_INDEX = np.dtype("<u2")
+
+
+class Codec(Protocol):
+    """What the media engine needs from a codec."""
+
+    @property
+    def name(self) -> str:
+        """Encoding name as in SDP ``a=rtpmap`` (e.g. ``"PCMU"``)."""
+        ...
+
+    @property
+    def payload_type(self) -> int:
+        """Static RTP payload type."""
+        ...
+
+    @property
+    def clock_rate(self) -> int:
+        """RTP clock rate in Hz."""
+        ...
+
+    @property
+    def silence_payload(self) -> bytes:
+        """Payload of one 20 ms frame of digital silence."""
+        ...
+
+    def encode(self, pcm16: bytes) -> bytes:
+        """16-bit little-endian mono PCM to an RTP payload."""
+        ...
+
+    def decode(self, payload: bytes) -> bytes:
+        """RTP payload to 16-bit little-endian mono PCM."""
+        ...
+
+
+@dataclass(frozen=True)
+class G711Codec:
+    """A G.711 law (μ or A) driven by numpy lookup tables."""
+
+    name: str
+    payload_type: int
+    encode_table: npt.NDArray[np.uint8] = field(repr=False)
+    decode_planes: tuple[bytes, bytes] = field(repr=False)
+    clock_rate: int = SAMPLE_RATE
+    silence_payload: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "silence_payload", self.encode(SILENCE_FRAME))
+
+    def encode(self, pcm16: bytes) -> bytes:
+        """16-bit little-endian PCM to one code byte per sample (``ValueError`` if odd)."""
+        return self.encode_table.take(np.frombuffer(pcm16, dtype=_SAMPLE_INDEX)).tobytes()
+
+    def decode(self, payload: bytes) -> bytes:
+        """Code bytes to 16-bit little-endian PCM."""
+        pcm = bytearray(2 * len(payload))
+        pcm[0::2] = payload.translate(self.decode_planes[0])
+        pcm[1::2] = payload.translate(self.decode_planes[1])
+        return bytes(pcm)
+
+
+PCMU = G711Codec("PCMU", 0, g711.ULAW_ENCODE_TABLE, g711.ULAW_DECODE_PLANES)
+PCMA = G711Codec("PCMA", 8, g711.ALAW_ENCODE_TABLE, g711.ALAW_DECODE_PLANES)
+
+_BY_PAYLOAD_TYPE: Mapping[int, G711Codec] = MappingProxyType(
+    {PCMU.payload_type: PCMU, PCMA.payload_type: PCMA}
+)
+_BY_NAME: Mapping[str, G711Codec] = MappingProxyType({PCMU.name: PCMU, PCMA.name: PCMA})
+
+
+def codec_for_payload_type(payload_type: int) -> Codec:
+    """The codec with this static payload type; ``ValueError`` if we do not speak it."""
+    try:
+        return _BY_PAYLOAD_TYPE[payload_type]
+    except KeyError:
+        raise ValueError(f"unsupported audio payload type {payload_type}") from None
+
+
+def codec_by_name(name: str) -> Codec:
+    """The codec with this SDP encoding name (case-insensitive); ``ValueError`` if unknown."""
+    try:
+        return _BY_NAME[name.upper()]
+    except KeyError:
+        raise ValueError(f"unsupported codec {name!r}") from None

@@ -1,0 +1,603 @@
+"""One call's audio over RTP on a real UDP socket, paced by the shared ``MediaClock``.
+
+``await AudioStream.open(clock, host, port_range)`` binds an even port and subscribes to the
+clock. On every 20 ms tick the stream
+
+1. sends one packet to the remote (unless on hold or no remote is set): the oldest queued PCM
+   frame encoded with the current codec, digital silence when nothing is queued, or a
+   telephone-event packet while a DTMF digit is being sent;
+2. pulls one frame from the jitter buffer (once the first packet has arrived) and hands it to
+   the ``frames()`` consumer.
+
+Taps (``add_tap``) see every frame at the moment it is sent or played out, as
+``tap(direction, pcm, media_timestamp)``. ``media_timestamp`` is on the stream's own
+timeline: samples (8 kHz) since the stream opened, 160 per tick, the same value for the
+frame sent and the frame received on one tick; a recorder can therefore place both directions
+side by side. Received frames come out of the jitter buffer, so from the first packet on
+there is one per tick, concealment and silence included (a continuous timeline); before the
+first packet there are none. Frames replaced by a DTMF digit are tapped as silence (digits
+stay out of recordings). On hold nothing is sent and nothing is tapped as sent.
+
+Symmetric RTP: packets are accepted from the address given to ``set_remote``. Until a source
+is latched, the first valid packet with an expected payload type (the negotiated audio one,
+PCMU, PCMA or the telephone-event one) latches its source, which may be another address
+when the far end is behind NAT, and from then on we send there too. After latching, packets
+from any other source are dropped and counted (``packets_from_strangers``), except packets
+from the exact SDP address, which re-latch to it. A ``set_remote`` with a new address opens
+a new latching window (in which the previous session's SDP address and latched source may
+not latch, so the old peer's packets cannot capture the new session); one with the same
+address keeps the latch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import secrets
+import struct
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
+
+from sip.errors import MediaError, NoFreePortError, RtpParseError, StreamClosedError
+from sip.media.clock import MediaClock, Subscription
+from sip.media.codecs import (
+    FRAME_BYTES,
+    PCMA,
+    PCMU,
+    SAMPLES_PER_FRAME,
+    SILENCE_FRAME,
+    Codec,
+    codec_by_name,
+    codec_for_payload_type,
+)
+from sip.media.dtmf import DtmfDigit, DtmfReceiver, DtmfSender
+from sip.media.jitter import JitterBuffer
+from sip.media.ports import PortAllocator
+from sip.media.rtp import RtpPacket
+
+logger = logging.getLogger(__name__)
+
+Direction = Literal["sent", "received"]
+TapCallback = Callable[[Direction, bytes, int], None]
+DtmfCallback = Callable[[DtmfDigit], None]
+Address = tuple[str, int]
+
+COMFORT_NOISE_PAYLOAD_TYPE = 13
+PCMU_PAYLOAD_TYPE = PCMU.payload_type
+PCMA_PAYLOAD_TYPE = PCMA.payload_type
+_ulaw_decode = PCMU.decode
+_alaw_decode = PCMA.decode
+_HEADER = struct.Struct("!BBHII")
+_OPEN_ATTEMPTS = 64
+_ItemT = TypeVar("_ItemT")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStatistics:
+    """Counters of one audio stream (a snapshot)."""
+
+    packets_sent: int
+    packets_received: int
+    packets_lost: int
+    late: int
+    duplicate: int
+    reordered: int
+    concealed_frames: int
+    packets_from_strangers: int
+    packets_malformed: int
+    packets_unexpected_payload: int
+    frames_dropped_send_queue: int
+    frames_dropped_receive_queue: int
+    dtmf_digits_received: int
+    last_received_at: float | None
+
+
+class _Mailbox(Generic[_ItemT]):
+    """A bounded queue with one async consumer, fed from callbacks (oldest dropped)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+        self._loop = loop
+        self._items: deque[_ItemT] = deque()
+        self._limit = limit
+        self._waiter: asyncio.Future[None] | None = None
+        self.closed = False
+        self.dropped = 0
+
+    def put(self, item: _ItemT) -> None:
+        items = self._items
+        if len(items) >= self._limit:
+            items.popleft()
+            self.dropped += 1
+        items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def close(self) -> None:
+        self.closed = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def __aiter__(self) -> _Mailbox[_ItemT]:
+        return self
+
+    async def __anext__(self) -> _ItemT:
+        while not self._items:
+            if self.closed:
+                raise StopAsyncIteration
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+
+class _RtpProtocol(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.stream: AudioStream | None = None
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        if self.stream is not None:
+            self.stream._on_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        logger.debug("RTP socket error: %s", exc)
+
+
+def _normalise_host(host: str) -> str:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).compressed
+    except ValueError:
+        raise ValueError(f"media address must be an IP address, got {host!r}") from None
+
+
+def _is_unspecified(host: str) -> bool:
+    return ipaddress.ip_address(host).is_unspecified
+
+
+class AudioStream:
+    """Full-duplex G.711 audio of one call. Create with ``await AudioStream.open(...)``."""
+
+    def __init__(
+        self,
+        clock: MediaClock,
+        loop: asyncio.AbstractEventLoop,
+        transport: asyncio.DatagramTransport,
+        local_host: str,
+        local_port: int,
+        allocator: PortAllocator | None,
+        codec: Codec,
+        *,
+        jitter_depth_frames: int,
+        send_queue_frames: int,
+        receive_queue_frames: int,
+    ) -> None:
+        self._clock = clock
+        self._loop = loop
+        self._transport = transport
+        self.local_host = local_host
+        self.local_port = local_port
+        self._allocator = allocator
+        self._codec = codec
+        self._encode = codec.encode
+        self._send_payload_type = codec.payload_type
+        self._silence_payload = codec.silence_payload
+        self._telephone_event_payload: int | None = None
+        self._expected_payload_types: frozenset[int] = frozenset()
+        self._sdp_address: Address | None = None
+        self._latched: Address | None = None
+        self._retired_sources: frozenset[Address] = frozenset()
+        self._destination: Address | None = None
+        self._hold = False
+        self._closed = False
+        self._marker_next = True
+        self._ssrc = secrets.randbits(32)
+        self._sequence = secrets.randbits(16)
+        self._timestamp_base = secrets.randbits(32)
+        self._send_queue: deque[bytes] = deque()
+        self._send_queue_limit = send_queue_frames
+        self._receive_queue_frames = receive_queue_frames
+        self._jitter = JitterBuffer(depth_frames=jitter_depth_frames)
+        self._dtmf_sender = DtmfSender()
+        self._dtmf_receiver = DtmfReceiver()
+        self._taps: tuple[TapCallback, ...] = ()
+        self._dtmf_listeners: tuple[DtmfCallback, ...] = ()
+        self._frames: _Mailbox[bytes] | None = None
+        self._digits: _Mailbox[DtmfDigit] | None = None
+        self._opened_at = loop.time()
+        self._remote_set_at: float | None = None
+        self._last_received_at: float | None = None
+        self._packets_sent = 0
+        self._packets_received = 0
+        self._strangers = 0
+        self._malformed = 0
+        self._unexpected_payload = 0
+        self._send_queue_dropped = 0
+        self._receive_queue_dropped = 0
+        self._digits_received = 0
+        self._first_tick = clock.next_tick_index
+        self._subscription: Subscription = clock.subscribe(self._tick)
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    async def open(
+        cls,
+        clock: MediaClock,
+        host: str = "127.0.0.1",
+        port_range: tuple[int, int] | PortAllocator | None = None,
+        codec: Codec | str = PCMU,
+        *,
+        jitter_depth_frames: int = 2,
+        send_queue_frames: int = 50,
+        receive_queue_frames: int = 50,
+    ) -> AudioStream:
+        """Bind an even UDP port on ``host`` and start ticking.
+
+        ``port_range``: ``(low, high)`` tries the even ports of that range from a random
+        starting point; a shared ``PortAllocator`` also remembers what this process uses
+        (released on ``close()``); ``None`` lets the system choose an (even) ephemeral port.
+        Raises ``NoFreePortError`` when no port can be bound.
+        """
+        loop = asyncio.get_running_loop()
+        local_host = _normalise_host(host)
+        chosen_codec = codec_by_name(codec) if isinstance(codec, str) else codec
+        allocator: PortAllocator | None
+        if isinstance(port_range, tuple):
+            low, high = port_range
+            allocator = PortAllocator(low, high, start_offset=secrets.randbelow(1 << 16))
+            shared = False
+        else:
+            allocator = port_range
+            shared = allocator is not None
+        transport, protocol, port = await _bind(loop, local_host, allocator)
+        stream = cls(
+            clock,
+            loop,
+            transport,
+            local_host,
+            port,
+            allocator if shared else None,
+            chosen_codec,
+            jitter_depth_frames=jitter_depth_frames,
+            send_queue_frames=send_queue_frames,
+            receive_queue_frames=receive_queue_frames,
+        )
+        protocol.stream = stream
+        return stream
+
+    async def __aenter__(self) -> AudioStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ control
+    @property
+    def codec(self) -> Codec:
+        """The codec we send with."""
+        return self._codec
+
+    @property
+    def remote_address(self) -> Address | None:
+        """Where packets go: the latched source if any, else the SDP address."""
+        return self._destination
+
+    @property
+    def closed(self) -> bool:
+        """True after ``close()``."""
+        return self._closed
+
+    @property
+    def on_hold(self) -> bool:
+        """True while sending is stopped by ``set_hold(True)``."""
+        return self._hold
+
+    def set_remote(
+        self,
+        host: str,
+        port: int,
+        payload_type: int,
+        telephone_event_payload: int | None = None,
+    ) -> None:
+        """Send to ``host:port`` with ``payload_type`` (0 PCMU or 8 PCMA); may be called again.
+
+        ``host`` must be an IP address (``0.0.0.0`` / ``::`` = send nothing, old-style hold).
+        A new address resets NAT latching; the same address keeps it. ``ValueError`` for an
+        unsupported payload type or a host that is not an IP address.
+        """
+        self._check_open()
+        codec = codec_for_payload_type(payload_type)
+        if not 0 < port < 65536:
+            raise ValueError(f"invalid RTP port {port}")
+        address = (_normalise_host(host), port)
+        self._codec = codec
+        self._encode = codec.encode
+        self._send_payload_type = codec.payload_type
+        self._silence_payload = codec.silence_payload
+        self._telephone_event_payload = telephone_event_payload
+        expected = {payload_type, PCMU.payload_type, PCMA.payload_type}
+        if telephone_event_payload is not None:
+            expected.add(telephone_event_payload)
+        self._expected_payload_types = frozenset(expected)
+        if address != self._sdp_address:
+            # sources of the previous media session must not latch the new one (packets of
+            # the old peer still in flight, or an old peer that keeps sending)
+            self._retired_sources = frozenset(
+                source for source in (self._sdp_address, self._latched) if source is not None
+            )
+            self._sdp_address = address
+            self._latched = None
+            self._remote_set_at = self._loop.time()
+        if _is_unspecified(address[0]):
+            self._destination = None
+        else:
+            self._destination = self._latched if self._latched is not None else address
+        self._marker_next = True
+
+    def set_hold(self, on: bool) -> None:
+        """Stop (``True``) or resume (``False``) sending; receiving goes on."""
+        self._check_open()
+        if self._hold and not on:
+            self._marker_next = True
+        self._hold = on
+
+    def send(self, frame: bytes) -> None:
+        """Queue one 20 ms frame (320 bytes of 16-bit LE PCM); the oldest is dropped if full.
+
+        The queue drains one frame per tick whatever happens: frames due while on hold, before
+        a remote is set or while a DTMF digit is sent are discarded, so audio stays live.
+        Call from the event loop's thread.
+        """
+        self._check_open()
+        if len(frame) != FRAME_BYTES:
+            raise ValueError(f"a frame is {FRAME_BYTES} bytes of PCM, got {len(frame)}")
+        queue = self._send_queue
+        if len(queue) >= self._send_queue_limit:
+            queue.popleft()
+            self._send_queue_dropped += 1
+        queue.append(bytes(frame))
+
+    def send_dtmf(self, digits: str) -> None:
+        """Queue DTMF digits (``0-9 * # A-D``) as RFC 4733 events, 100 ms each."""
+        self._check_open()
+        if self._telephone_event_payload is None:
+            raise MediaError("the remote did not negotiate telephone-event")
+        self._dtmf_sender.queue(digits)
+
+    def add_tap(self, callback: TapCallback) -> Callable[[], None]:
+        """Call ``callback(direction, frame, media_timestamp)`` per frame; returns a remover.
+
+        See the module docstring for the timeline. Runs in the clock's tick, so it must be
+        quick (hand the frame to a queue or a buffer); a tap that raises is logged and removed.
+        """
+        self._taps = (*self._taps, callback)
+
+        def remove() -> None:
+            self._taps = tuple(tap for tap in self._taps if tap is not callback)
+
+        return remove
+
+    def add_dtmf_listener(self, callback: DtmfCallback) -> Callable[[], None]:
+        """Call ``callback(digit)`` once per received DTMF digit; returns a remover."""
+        self._dtmf_listeners = (*self._dtmf_listeners, callback)
+
+        def remove() -> None:
+            self._dtmf_listeners = tuple(
+                listener for listener in self._dtmf_listeners if listener is not callback
+            )
+
+        return remove
+
+    def frames(self) -> AsyncIterator[bytes]:
+        """Async iterator of received 320-byte PCM frames, one per tick from the first packet.
+
+        Frames are queued from the call on (up to ``receive_queue_frames``, oldest dropped);
+        it ends when the stream closes. Only one consumer at a time.
+        """
+        self._check_open()
+        if self._frames is not None:
+            raise MediaError("frames() already has a consumer")
+        self._frames = _Mailbox(self._loop, self._receive_queue_frames)
+        return self._frames
+
+    def dtmf_digits(self) -> AsyncIterator[DtmfDigit]:
+        """Async iterator of received DTMF digits (from the call on); ends on close."""
+        self._check_open()
+        if self._digits is None:
+            self._digits = _Mailbox(self._loop, 64)
+        return self._digits
+
+    @property
+    def statistics(self) -> StreamStatistics:
+        """Counters; ``last_received_at`` is the loop time of the last accepted packet."""
+        jitter = self._jitter.statistics
+        return StreamStatistics(
+            packets_sent=self._packets_sent,
+            packets_received=self._packets_received,
+            packets_lost=jitter.lost,
+            late=jitter.late,
+            duplicate=jitter.duplicate,
+            reordered=jitter.reordered,
+            concealed_frames=jitter.concealed_frames,
+            packets_from_strangers=self._strangers,
+            packets_malformed=self._malformed,
+            packets_unexpected_payload=self._unexpected_payload,
+            frames_dropped_send_queue=self._send_queue_dropped,
+            frames_dropped_receive_queue=self._frames.dropped if self._frames else 0,
+            dtmf_digits_received=self._digits_received,
+            last_received_at=self._last_received_at,
+        )
+
+    def media_idle_seconds(self, now: float) -> float:
+        """Seconds (loop time) since the last packet, or since ``set_remote``/open if none."""
+        reference = self._last_received_at
+        if reference is None:
+            reference = self._remote_set_at if self._remote_set_at is not None else self._opened_at
+        return max(0.0, now - reference)
+
+    def close(self) -> None:
+        """Stop ticking, close the socket, give the port back, end the iterators."""
+        if self._closed:
+            return
+        self._closed = True
+        self._subscription.cancel()
+        self._transport.close()
+        if self._allocator is not None:
+            self._allocator.release(self.local_port)
+        if self._frames is not None:
+            self._frames.close()
+        if self._digits is not None:
+            self._digits.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StreamClosedError("the audio stream is closed")
+
+    # ------------------------------------------------------------------ hot path
+    def _tick(self, index: int) -> None:
+        media_timestamp = (index - self._first_tick) * SAMPLES_PER_FRAME
+        queue = self._send_queue
+        frame = queue.popleft() if queue else None
+        destination = self._destination
+        if destination is not None and not self._hold:
+            timestamp = (self._timestamp_base + media_timestamp) & 0xFFFFFFFF
+            dtmf_sender = self._dtmf_sender
+            dtmf = dtmf_sender.next_packet(timestamp) if dtmf_sender.active else None
+            if dtmf is None or self._telephone_event_payload is None:
+                payload = self._silence_payload if frame is None else self._encode(frame)
+                second = self._send_payload_type
+                if self._marker_next:
+                    second |= 0x80
+                    self._marker_next = False
+            else:
+                payload = dtmf.payload
+                second = self._telephone_event_payload | (0x80 if dtmf.marker else 0)
+                timestamp = dtmf.timestamp
+                frame = None  # digits are not tapped (nor recorded)
+            sequence = self._sequence
+            self._transport.sendto(
+                _HEADER.pack(0x80, second, sequence, timestamp, self._ssrc) + payload, destination
+            )
+            self._sequence = (sequence + 1) & 0xFFFF
+            self._packets_sent += 1
+            if self._taps:
+                self._run_taps("sent", SILENCE_FRAME if frame is None else frame, media_timestamp)
+        received = self._jitter.pull()
+        if received is not None:
+            if self._taps:
+                self._run_taps("received", received, media_timestamp)
+            if self._frames is not None:
+                self._frames.put(received)
+
+    def _run_taps(self, direction: Direction, frame: bytes, media_timestamp: int) -> None:
+        for tap in self._taps:
+            try:
+                tap(direction, frame, media_timestamp)
+            except Exception:
+                # one broken consumer must not break the call's audio: it is removed
+                logger.exception("audio tap %r failed and was removed", tap)
+                self._taps = tuple(other for other in self._taps if other is not tap)
+
+    def _on_datagram(self, data: bytes, source: tuple[str | int, ...]) -> None:
+        if self._closed:
+            return
+        if len(data) > _HEADER.size and data[0] == 0x80:
+            # plain version 2 packet (no padding, extension or CSRC): the common case
+            _, second, sequence_number, timestamp, ssrc = _HEADER.unpack_from(data)
+            payload_type = second & 0x7F
+            payload = data[_HEADER.size :]
+        else:
+            try:
+                packet = RtpPacket.parse(data)
+            except RtpParseError:
+                self._malformed += 1
+                return
+            payload_type = packet.payload_type
+            sequence_number = packet.sequence_number
+            timestamp = packet.timestamp
+            ssrc = packet.ssrc
+            payload = packet.payload
+        if source != self._latched and not self._accept_source(source, payload_type):
+            self._strangers += 1
+            return
+        self._packets_received += 1
+        self._last_received_at = self._loop.time()
+        if payload_type == PCMU_PAYLOAD_TYPE:
+            self._jitter.push(sequence_number, timestamp, ssrc, _ulaw_decode(payload))
+        elif payload_type == PCMA_PAYLOAD_TYPE:
+            self._jitter.push(sequence_number, timestamp, ssrc, _alaw_decode(payload))
+        elif payload_type == self._telephone_event_payload:
+            self._jitter.note_without_audio(sequence_number, ssrc)
+            try:
+                digits = self._dtmf_receiver.receive(timestamp, payload)
+            except RtpParseError:
+                self._malformed += 1
+                return
+            self._deliver_digits(digits)
+            return
+        elif payload_type == COMFORT_NOISE_PAYLOAD_TYPE:
+            self._jitter.note_without_audio(sequence_number, ssrc)
+            return
+        else:
+            self._unexpected_payload += 1
+            return
+        if self._dtmf_receiver.pending:
+            self._deliver_digits(self._dtmf_receiver.audio_received(timestamp))
+
+    def _accept_source(self, source: tuple[str | int, ...], payload_type: int) -> bool:
+        """Latching rule for a packet from a source other than the latched one."""
+        address = (str(source[0]), int(source[1]))
+        if address == self._latched:
+            return True  # IPv6 sources come as 4-tuples
+        sdp_address = self._sdp_address
+        if sdp_address is None:
+            return False  # no remote yet: nothing to latch onto
+        if address != sdp_address and (
+            self._latched is not None
+            or payload_type not in self._expected_payload_types
+            or address in self._retired_sources
+        ):
+            return False
+        self._latched = address
+        if not _is_unspecified(sdp_address[0]):
+            self._destination = address
+        return True
+
+    def _deliver_digits(self, digits: list[DtmfDigit]) -> None:
+        for digit in digits:
+            self._digits_received += 1
+            for listener in self._dtmf_listeners:
+                try:
+                    listener(digit)
+                except Exception:
+                    logger.exception("DTMF listener %r failed", listener)
+            if self._digits is not None:
+                self._digits.put(digit)
+
+
+async def _bind(
+    loop: asyncio.AbstractEventLoop, host: str, allocator: PortAllocator | None
+) -> tuple[asyncio.DatagramTransport, _RtpProtocol, int]:
+    """Bind a UDP socket on an even port (from ``allocator``, or ephemeral if ``None``)."""
+    failed: set[int] = set()
+    for _ in range(_OPEN_ATTEMPTS if allocator is None else allocator.capacity):
+        port = 0 if allocator is None else allocator.acquire(exclude=frozenset(failed))
+        try:
+            transport, protocol = await loop.create_datagram_endpoint(
+                _RtpProtocol, local_addr=(host, port)
+            )
+        except OSError:
+            if allocator is not None:
+                allocator.release(port)
+                failed.add(port)
+            continue
+        bound_port = int(transport.get_extra_info("sockname")[1])
+        if bound_port % 2 == 0:
+            return transport, protocol, bound_port
+        transport.close()  # ephemeral odd port: try again
+    raise NoFreePortError(f"could not bind an even RTP port on {host}")

@@ -1,0 +1,66 @@
+"""Engines and migrations: SQLite pragmas, idempotent upgrades, search indexes in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dialer.storage import create_engine, upgrade_database
+
+
+async def test_sqlite_connections_are_durable_and_checked(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'nested' / 'dialer.db'}"
+    await upgrade_database(url)
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            pragmas = {
+                name: (await connection.execute(text(f"PRAGMA {name}"))).scalar_one()
+                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+            }
+    finally:
+        await engine.dispose()
+    assert pragmas["journal_mode"] == "wal"
+    assert pragmas["synchronous"] == 2  # FULL
+    assert pragmas["foreign_keys"] == 1
+    assert pragmas["busy_timeout"] > 0
+
+
+async def test_upgrade_is_idempotent_and_reaches_head(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    await upgrade_database(database_url)
+    async with engine.connect() as connection:
+        version = (
+            await connection.execute(text("SELECT version_num FROM alembic_version"))
+        ).scalar_one()
+        statuses = (
+            await connection.execute(text("SELECT count(*) FROM contact_statuses"))
+        ).scalar_one()
+    assert version == "0001"
+    assert statuses == 8
+
+
+async def test_search_indexes_exist(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            names = set(
+                (await connection.execute(text("SELECT name FROM sqlite_master"))).scalars()
+            )
+            assert {"contact_search", "contacts_search_insert", "ix_contact_phones_e164"} <= names
+        else:
+            indexes = set(
+                (await connection.execute(text("SELECT indexname FROM pg_indexes"))).scalars()
+            )
+            assert {"ix_contacts_search_text_trgm", "ix_contact_phones_e164"} <= indexes
+            collation = (
+                await connection.execute(
+                    text(
+                        "SELECT collation_name FROM information_schema.columns"
+                        " WHERE table_name = 'contact_phones' AND column_name = 'e164'"
+                    )
+                )
+            ).scalar_one()
+            assert collation == "C"

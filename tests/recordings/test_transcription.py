@@ -1,0 +1,176 @@
+"""Vosk transcription of a two-channel call built from espeak-ng Korean speech."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from recordings.compression import compress_recording
+from recordings.errors import ModelNotFoundError
+from recordings.model_setup import prepare_model
+from recordings.transcription import (
+    SpeechModel,
+    TranscriptionSettings,
+    Utterance,
+    model_sample_rate,
+    transcribe_channel,
+    transcribe_recording,
+    transcribe_stereo,
+)
+from recordings.wav_writer import RecordingWriter, StereoRecorder
+from tests.recordings.speech import SENTENCES, packaged_model_path, silence, speak
+
+SLACK_SECONDS = 0.15  # word edges may sit in the quiet onset or tail of a spoken sentence
+
+
+@dataclass(frozen=True)
+class Turn:
+    speaker: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Call:
+    stereo: npt.NDArray[np.int16]
+    turns: list[Turn]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> SpeechModel:
+    directory = tmp_path_factory.mktemp("model") / "vosk-ko"
+    return SpeechModel(prepare_model(packaged_model_path(), directory, dither=0.0))
+
+
+def build_call(turns: list[tuple[str, str, float]]) -> Call:
+    """Turns of (speaker, sentence, pause before it); the other side is silent meanwhile."""
+    operator: list[npt.NDArray[np.int16]] = []
+    customer: list[npt.NDArray[np.int16]] = []
+    position = 0
+    spans = []
+    for speaker, sentence, pause in turns:
+        speech = speak(sentence)
+        gap = silence(pause)
+        talking, listening = (operator, customer) if speaker == "operator" else (customer, operator)
+        talking.extend([gap, speech])
+        listening.extend([gap, np.zeros_like(speech)])
+        start = position + len(gap)
+        position = start + len(speech)
+        spans.append(Turn(speaker, start / 8000, position / 8000))
+    tail = silence(1.0)
+    left = np.concatenate([*operator, tail])
+    right = np.concatenate([*customer, tail])
+    return Call(np.stack([left, right], axis=1), spans)
+
+
+@pytest.fixture(scope="module")
+def call() -> Call:
+    # The last turn comes after 15 s of silence on both sides: skipped, but must keep its time.
+    return build_call(
+        [
+            ("operator", SENTENCES[0], 1.0),
+            ("customer", SENTENCES[1], 1.2),
+            ("operator", SENTENCES[2], 1.5),
+            ("customer", SENTENCES[3], 15.0),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def dialogue(model: SpeechModel, call: Call) -> list[Utterance]:
+    return transcribe_stereo(model, call.stereo)
+
+
+def assert_matches_turns(dialogue: list[Utterance], turns: list[Turn]) -> None:
+    assert [utterance.speaker for utterance in dialogue] == [turn.speaker for turn in turns]
+    for utterance, turn in zip(dialogue, turns, strict=True):
+        assert utterance.text.strip()
+        assert utterance.words
+        assert turn.start - SLACK_SECONDS <= utterance.start < utterance.end
+        assert utterance.end <= turn.end + SLACK_SECONDS
+        for word in utterance.words:
+            assert turn.start - SLACK_SECONDS <= word.start <= word.end <= turn.end + SLACK_SECONDS
+            assert 0 <= word.confidence <= 1
+        assert utterance.text == " ".join(word.text for word in utterance.words)
+
+
+def test_one_utterance_per_sentence_labelled_by_channel(
+    dialogue: list[Utterance], call: Call
+) -> None:
+    assert_matches_turns(dialogue, call.turns)
+
+
+def test_dialogue_is_sorted_by_time_and_serialisable(dialogue: list[Utterance]) -> None:
+    starts = [utterance.start for utterance in dialogue]
+    assert starts == sorted(starts)
+    plain = [utterance.as_dict() for utterance in dialogue]
+    assert plain[0]["speaker"] == "operator"
+    assert set(plain[0]["words"][0]) == {"word", "start", "end", "conf"}
+
+
+def test_word_times_after_skipped_silence_stay_relative_to_the_call(
+    dialogue: list[Utterance], call: Call
+) -> None:
+    last_turn = call.turns[-1]
+    assert last_turn.start > 20
+    assert dialogue[-1].start >= last_turn.start - SLACK_SECONDS
+
+
+def test_fresh_recognisers_every_second_keep_the_same_turns(model: SpeechModel, call: Call) -> None:
+    settings = TranscriptionSettings(recognizer_seconds=1.0)
+    assert_matches_turns(transcribe_stereo(model, call.stereo, settings), call.turns)
+
+
+def test_same_audio_gives_the_same_words_with_dither_off(
+    model: SpeechModel, call: Call, dialogue: list[Utterance]
+) -> None:
+    again = transcribe_channel(model, np.ascontiguousarray(call.stereo[:, 0]), "operator")
+    assert again == [utterance for utterance in dialogue if utterance.speaker == "operator"]
+
+
+def test_silence_and_line_noise_give_nothing(model: SpeechModel) -> None:
+    noise = np.random.default_rng(3).normal(0, 20, size=(8000 * 10, 2))  # about -64 dBFS
+    assert transcribe_stereo(model, noise.astype(np.int16)) == []
+    assert transcribe_stereo(model, np.zeros((8000 * 5, 2), dtype=np.int16)) == []
+
+
+def test_recorded_and_compressed_call_is_transcribed(model: SpeechModel, tmp_path: Path) -> None:
+    short = build_call([("customer", SENTENCES[0], 0.5), ("operator", SENTENCES[2], 1.0)])
+    wav_path = tmp_path / "call.wav"
+    with RecordingWriter(threads=1) as writer:
+        recorder = StereoRecorder(wav_path, writer)
+        frames = short.stereo[: len(short.stereo) - len(short.stereo) % 160]
+        for slot, block in enumerate(frames.reshape(-1, 160, 2)):
+            media_time = 800 + slot * 160
+            recorder.write_frame("sent", block[:, 0].astype("<i2").tobytes(), media_time)
+            recorder.write_frame("received", block[:, 1].astype("<i2").tobytes(), media_time)
+        recorder.close().result(timeout=10)
+    compressed = compress_recording(wav_path)
+    dialogue = transcribe_recording(model, compressed.path)
+    assert_matches_turns(dialogue, short.turns)
+
+
+def test_missing_model_and_model_rate(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError):
+        SpeechModel(tmp_path / "nowhere")
+    with pytest.raises(ModelNotFoundError):
+        prepare_model(tmp_path / "nowhere", tmp_path / "copy")
+    (tmp_path / "conf").mkdir()
+    assert model_sample_rate(tmp_path) == 16000
+    (tmp_path / "conf" / "mfcc.conf").write_text("--use-energy=false\n--sample-frequency=8000\n")
+    assert model_sample_rate(tmp_path) == 8000
+
+
+def test_prepared_model_has_our_options(tmp_path: Path) -> None:
+    copy = prepare_model(packaged_model_path(), tmp_path / "m", dither=0, beam=8, max_active=2000)
+    assert "--dither=0" in (copy / "conf" / "mfcc.conf").read_text().splitlines()
+    decoding = (copy / "conf" / "model.conf").read_text().splitlines()
+    assert "--beam=8" in decoding
+    assert "--max-active=2000" in decoding
+    assert "--beam=10.0" not in decoding
+    source_mfcc = (packaged_model_path() / "conf" / "mfcc.conf").read_text()
+    assert "dither" not in source_mfcc  # the installed model is untouched

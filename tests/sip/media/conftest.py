@@ -1,0 +1,103 @@
+"""Shared fixtures and helpers for the media tests (real UDP sockets on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import struct
+from collections.abc import AsyncIterator, Callable
+from typing import cast
+
+import pytest
+
+from sip.media.clock import MediaClock
+
+
+@pytest.fixture
+async def clock() -> AsyncIterator[MediaClock]:
+    media_clock = MediaClock()
+    yield media_clock
+    media_clock.close()
+
+
+async def wait_until(condition: Callable[[], bool], *, guard_seconds: float = 10.0) -> None:
+    """Poll ``condition`` every few milliseconds; fail the test if it never holds (hang guard)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + guard_seconds
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached before the hang guard expired")
+        await asyncio.sleep(0.005)
+
+
+async def frames_until(
+    frames: AsyncIterator[bytes], last: bytes, *, guard_seconds: float = 10.0
+) -> list[bytes]:
+    """Collect frames up to and including ``last`` (fails after the hang guard)."""
+    received: list[bytes] = []
+    async with asyncio.timeout(guard_seconds):
+        async for frame in frames:
+            received.append(frame)
+            if frame == last:
+                return received
+    raise AssertionError("the frame iterator ended before the expected frame")
+
+
+def tone_frames(count: int, *, frequency: float = 440.0, amplitude: int = 9000) -> list[bytes]:
+    """``count`` consecutive, all different, 20 ms frames of a tone (never silent)."""
+    frames = []
+    for index in range(count):
+        samples = [
+            int(amplitude * math.sin(2 * math.pi * frequency * (index * 160 + n) / 8000))
+            + 97 * index
+            + 13
+            for n in range(160)
+        ]
+        frames.append(struct.pack("<160h", *samples))
+    return frames
+
+
+class Collector(asyncio.DatagramProtocol):
+    """A plain UDP socket that keeps every datagram it receives."""
+
+    def __init__(self) -> None:
+        self.datagrams: list[tuple[bytes, tuple[str, int]]] = []
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.datagrams.append((data, (str(addr[0]), int(addr[1]))))
+
+    @property
+    def port(self) -> int:
+        assert self.transport is not None
+        return int(self.transport.get_extra_info("sockname")[1])
+
+    def send(self, data: bytes, address: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.transport.sendto(data, address)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+@pytest.fixture
+async def udp_socket() -> AsyncIterator[Callable[[], asyncio.Future[Collector]]]:
+    """Factory of loopback UDP sockets (port 0), all closed at teardown."""
+    loop = asyncio.get_running_loop()
+    opened: list[Collector] = []
+
+    async def open_socket() -> Collector:
+        _, protocol = await loop.create_datagram_endpoint(Collector, local_addr=("127.0.0.1", 0))
+        opened.append(protocol)
+        return protocol
+
+    def factory() -> asyncio.Future[Collector]:
+        return asyncio.ensure_future(open_socket())
+
+    yield factory
+    for collector in opened:
+        collector.close()

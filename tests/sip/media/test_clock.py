@@ -1,0 +1,170 @@
+"""Media clock: absolute 20 ms deadlines, bounded catch-up, one timer for every stream."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from sip.media.clock import MediaClock, TickSchedule
+
+
+class ManualTimer:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class ManualLoop:
+    """A loop whose time only moves when the test says so (asyncio's call_at/time subset)."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+        self.requested: list[float] = []
+        self._queue: list[tuple[float, int, ManualTimer, Callable[..., object], tuple[Any, ...]]]
+        self._queue = []
+        self._order = itertools.count()
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[..., object], *args: Any) -> ManualTimer:
+        timer = ManualTimer()
+        self.requested.append(when)
+        heapq.heappush(self._queue, (when, next(self._order), timer, callback, args))
+        return timer
+
+    def pending(self) -> int:
+        return sum(1 for entry in self._queue if not entry[2].cancelled)
+
+    def run_next(self, *, lateness: float = 0.0) -> None:
+        """Jump to the next timer's deadline (plus ``lateness``) and run it."""
+        while self._queue:
+            when, _, timer, callback, args = heapq.heappop(self._queue)
+            if timer.cancelled:
+                continue
+            self.now = max(self.now, when + lateness)
+            callback(*args)
+            return
+        raise AssertionError("no timer armed")
+
+
+def test_schedule_deadlines_are_absolute() -> None:
+    schedule = TickSchedule(50.0, interval=0.02, max_burst=3, early_tolerance=0.0)
+    assert [schedule.deadline(index) for index in range(4)] == [50.0, 50.02, 50.04, 50.06]
+    assert list(schedule.due(50.019)) == []
+    assert list(schedule.due(50.0205)) == [1]
+    assert list(schedule.due(50.047)) == [2]  # 7 ms late: no drift, next is still 50.06
+    assert schedule.next_deadline() == pytest.approx(50.06)
+    assert list(schedule.due(50.0601)) == [3]
+
+
+def test_schedule_catch_up_is_bounded_and_skips_the_rest() -> None:
+    schedule = TickSchedule(0.0, interval=0.02, max_burst=3, early_tolerance=0.0)
+    assert list(schedule.due(0.021)) == [1]
+    assert list(schedule.due(0.201)) == [8, 9, 10]  # 2..7 skipped, not bursted
+    assert schedule.skipped == 6
+    assert schedule.next_index == 11
+    assert list(schedule.due(0.241)) == [11, 12]  # two behind: both run
+    assert schedule.skipped == 6
+
+
+def test_schedule_resume_after_idle_does_not_count_skips() -> None:
+    schedule = TickSchedule(0.0, interval=0.02, early_tolerance=0.0)
+    schedule.resume(10.005)
+    assert schedule.next_index == 501
+    assert schedule.skipped == 0
+
+
+def test_clock_arms_timers_on_exact_deadlines_despite_late_wakeups() -> None:
+    loop = ManualLoop(now=100.0)
+    clock = MediaClock(loop, interval=0.02, max_burst=3)
+    seen: list[int] = []
+    clock.subscribe(seen.append)
+    for wakeup in range(10):
+        loop.run_next(lateness=0.004 * (wakeup % 3))  # wakes 0, 4 or 8 ms late
+    assert seen == list(range(1, 11))
+    assert loop.requested == [pytest.approx(100.0 + 0.02 * n, abs=1e-9) for n in range(1, 12)]
+    assert clock.statistics.skipped_ticks == 0
+
+
+def test_clock_catches_up_a_stall_with_a_bounded_burst() -> None:
+    loop = ManualLoop(now=0.0)
+    clock = MediaClock(loop, interval=0.02, max_burst=3)
+    seen: list[int] = []
+    clock.subscribe(seen.append)
+    loop.run_next()
+    loop.run_next(lateness=0.150)  # deadline of tick 2 at 0.04, woken at 0.19: tick 9 is due
+    assert seen == [1, 7, 8, 9]
+    assert clock.statistics.skipped_ticks == 5
+    assert loop.requested[-1] == pytest.approx(0.20)  # next deadline on the original grid
+    loop.run_next()
+    assert seen[-1] == 10
+
+
+def test_all_streams_share_one_timer_and_one_tick() -> None:
+    loop = ManualLoop(now=5.0)
+    clock = MediaClock(loop)
+    ticks: dict[str, list[int]] = {"a": [], "b": [], "c": []}
+    subscriptions = {name: clock.subscribe(ticks[name].append) for name in ticks}
+    assert loop.pending() == 1
+    loop.run_next()
+    loop.run_next()
+    assert ticks == {"a": [1, 2], "b": [1, 2], "c": [1, 2]}
+    subscriptions["b"].cancel()
+    loop.run_next()
+    assert ticks["b"] == [1, 2]
+    assert ticks["a"] == [1, 2, 3]
+    assert clock.statistics.subscribers == 2
+    subscriptions["a"].cancel()
+    subscriptions["c"].cancel()
+    assert loop.pending() == 0  # no subscriber, no timer
+    late_joiner: list[int] = []
+    loop.now += 1.0
+    clock.subscribe(late_joiner.append)
+    loop.run_next()
+    assert late_joiner == [54]  # tick indices stay on the original grid
+    assert loop.pending() == 1
+
+
+def test_a_failing_subscriber_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    loop = ManualLoop()
+    clock = MediaClock(loop)
+
+    def broken(index: int) -> None:
+        raise RuntimeError("boom")
+
+    seen: list[int] = []
+    clock.subscribe(broken)
+    clock.subscribe(seen.append)
+    loop.run_next()
+    assert seen == [1]
+    assert "boom" in caplog.text
+    assert loop.pending() == 1
+
+
+async def test_clock_on_a_real_loop_delivers_consecutive_ticks() -> None:
+    clock = MediaClock()
+    seen: list[int] = []
+    done = asyncio.get_running_loop().create_future()
+
+    def tick(index: int) -> None:
+        seen.append(index)
+        if len(seen) == 5 and not done.done():
+            done.set_result(None)
+
+    subscription = clock.subscribe(tick)
+    await asyncio.wait_for(done, timeout=10)
+    subscription.cancel()
+    schedule = clock.schedule
+    assert schedule is not None
+    assert seen[0] == 1
+    assert seen == sorted(seen)
+    assert len(seen) + schedule.skipped == seen[-1]  # every index either ran or was skipped
+    clock.close()

@@ -1,0 +1,250 @@
+"""The audio WebSockets against a real uvicorn server.
+
+``/ws/calls/{id}/audio`` is driven with a tiny in-test call service (the real one, in
+dialer/telephony, does not exist yet): it records what the browser pushed and plays what the test
+queues as the far end. ``/ws/echo`` is the self-test loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import pytest
+from starlette.applications import Starlette
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin
+
+from dialer.actors import Actor
+from dialer.call_control import FRAME_BYTES, CallRequest, LiveCall
+from dialer.errors import NotFound
+from tests.conftest import People, Person
+from tests.web.browser import log_in_over_http, serve
+
+WAIT = 10.0  # hang guard only
+
+
+@dataclass
+class RecordingBridge:
+    """A bridge that keeps the operator's frames and plays queued far-end frames."""
+
+    pushed: list[bytes] = field(default_factory=list)
+    far_end: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    detached: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def push_operator_frame(self, frame: bytes) -> None:
+        self.pushed.append(frame)
+
+    async def far_end_frames(self) -> AsyncIterator[bytes]:
+        while (frame := await self.far_end.get()) is not None:
+            yield frame
+
+    def detach(self) -> None:
+        self.detached.set()
+
+
+@dataclass
+class OneCallService:
+    """Just enough of ``CallControl``: one call, owned by one operator."""
+
+    call_id: int
+    operator_id: int
+    bridge: RecordingBridge = field(default_factory=RecordingBridge)
+
+    async def place_call(self, actor: Actor, request: CallRequest) -> LiveCall:
+        raise NotImplementedError
+
+    async def hang_up(self, actor: Actor, call_id: int) -> None:
+        raise NotImplementedError
+
+    async def set_muted(self, actor: Actor, call_id: int, muted: bool) -> LiveCall:
+        raise NotImplementedError
+
+    async def set_held(self, actor: Actor, call_id: int, held: bool) -> LiveCall:
+        raise NotImplementedError
+
+    async def send_dtmf(self, actor: Actor, call_id: int, digits: str) -> None:
+        raise NotImplementedError
+
+    async def attach_browser_audio(self, actor: Actor, call_id: int) -> RecordingBridge:
+        if call_id != self.call_id or actor.user_id != self.operator_id:
+            raise NotFound(f"call {call_id}")
+        return self.bridge
+
+    def current_call(self, operator_id: int) -> LiveCall | None:
+        return None
+
+
+def tone_frame(index: int) -> bytes:
+    """A distinct 20 ms frame: a 400 Hz tone whose amplitude encodes ``index``."""
+    amplitude = 1000 + 100 * index
+    samples = [
+        round(amplitude * math.sin(2 * math.pi * 400 * (n + 160 * index) / 8000))
+        for n in range(160)
+    ]
+    return struct.pack("<160h", *samples)
+
+
+@asynccontextmanager
+async def audio_socket(
+    base_url: str, person: Person | None, path: str, origin: str | None = None
+) -> AsyncIterator[ClientConnection]:
+    headers: dict[str, str] = {}
+    if person is not None:
+        session = await log_in_over_http(base_url, person.login, person.password)
+        headers["Cookie"] = session.cookie_header
+    async with connect(
+        "ws" + base_url.removeprefix("http") + path,
+        origin=Origin(origin or base_url),
+        additional_headers=headers,
+        proxy=None,
+        ping_interval=None,
+    ) as websocket:
+        yield websocket
+
+
+async def receive(websocket: ClientConnection) -> str | bytes:
+    async with asyncio.timeout(WAIT):
+        return await websocket.recv()
+
+
+async def receive_json(websocket: ClientConnection) -> dict[str, object]:
+    message = await receive(websocket)
+    assert isinstance(message, str), "expected a JSON text message"
+    decoded = json.loads(message)
+    assert isinstance(decoded, dict)
+    return decoded
+
+
+async def wait_until_closed(websocket: ClientConnection) -> int:
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await receive(websocket)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code
+
+
+async def test_without_a_call_service_the_socket_says_so(app: Starlette, people: People) -> None:
+    async with (
+        serve(app) as base_url,
+        audio_socket(base_url, people.north_operator, "/ws/calls/1/audio") as websocket,
+    ):
+        error = await receive_json(websocket)
+        assert error["type"] == "error"
+        assert error["code"] == "call_service_unavailable"
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive(websocket)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4503
+        assert "call service" in closed.value.rcvd.reason
+
+
+@pytest.mark.parametrize("path", ["/ws/calls/1/audio", "/ws/echo"])
+async def test_audio_sockets_need_a_session_and_our_origin(
+    app: Starlette, people: People, path: str
+) -> None:
+    async with serve(app) as base_url:
+        with pytest.raises(InvalidStatus) as anonymous:
+            async with audio_socket(base_url, None, path):
+                pass
+        assert anonymous.value.response.status_code == 403
+        with pytest.raises(InvalidStatus) as foreign:
+            async with audio_socket(
+                base_url, people.north_operator, path, origin="https://evil.example"
+            ):
+                pass
+        assert foreign.value.response.status_code == 403
+
+
+async def test_call_audio_flows_both_ways_until_the_call_ends(
+    app: Starlette, people: People
+) -> None:
+    anna = people.north_operator
+    service = OneCallService(call_id=41, operator_id=anna.user.id)
+    app.state.call_control = service
+    async with (
+        serve(app) as base_url,
+        audio_socket(base_url, anna, "/ws/calls/41/audio") as websocket,
+    ):
+        attached = await receive_json(websocket)
+        assert attached == {
+            "type": "attached",
+            "call_id": 41,
+            "frame_bytes": FRAME_BYTES,
+            "sample_rate": 8000,
+        }
+        operator_frames = [tone_frame(index) for index in range(10)]
+        for index, frame in enumerate(operator_frames):
+            await websocket.send(frame)
+            if index == 4:
+                await websocket.send(frame[:100])  # a torn frame is dropped, not passed on
+        far_end_frames = [tone_frame(index) for index in range(20, 25)]
+        for frame in far_end_frames:
+            service.bridge.far_end.put_nowait(frame)
+        received = [await receive(websocket) for _ in far_end_frames]
+        assert received == far_end_frames
+
+        service.bridge.far_end.put_nowait(None)  # the call ends
+        ended = await receive_json(websocket)
+        assert ended["type"] == "ended"
+        assert await wait_until_closed(websocket) == 1000
+
+    assert service.bridge.pushed == operator_frames
+    assert ended["frames_in"] == 10
+    assert ended["frames_dropped"] == 1
+    assert ended["frames_out"] == 5
+    assert not service.bridge.detached.is_set()
+
+
+async def test_a_dropped_audio_socket_detaches_from_the_call(
+    app: Starlette, people: People
+) -> None:
+    anna = people.north_operator
+    service = OneCallService(call_id=41, operator_id=anna.user.id)
+    app.state.call_control = service
+    async with serve(app) as base_url:
+        async with audio_socket(base_url, anna, "/ws/calls/41/audio") as websocket:
+            assert (await receive_json(websocket))["type"] == "attached"
+            await websocket.send(tone_frame(1))
+        async with asyncio.timeout(WAIT):
+            await service.bridge.detached.wait()
+    assert service.bridge.pushed == [tone_frame(1)]
+
+
+async def test_someone_elses_call_is_refused(app: Starlette, people: People) -> None:
+    service = OneCallService(call_id=41, operator_id=people.north_operator.user.id)
+    app.state.call_control = service
+    async with (
+        serve(app) as base_url,
+        audio_socket(base_url, people.north_operator_2, "/ws/calls/41/audio") as websocket,
+    ):
+        error = await receive_json(websocket)
+        assert error["code"] == "call_not_found"
+        assert await wait_until_closed(websocket) == 4404
+
+
+async def test_echo_returns_every_frame_and_shows_it_to_the_taps(
+    app: Starlette, people: People
+) -> None:
+    seen: list[bytes] = []
+    app.state.echo_taps.append(seen.append)
+    frames = [tone_frame(index) for index in range(25)]
+    async with (
+        serve(app) as base_url,
+        audio_socket(base_url, people.north_operator, "/ws/echo") as websocket,
+    ):
+        attached = await receive_json(websocket)
+        assert attached["echo"] is True
+        for frame in frames:
+            await websocket.send(frame)
+        await websocket.send(b"\x00" * (FRAME_BYTES + 2))  # wrong size: not echoed
+        await websocket.send(frames[0])
+        echoed = [await receive(websocket) for _ in range(len(frames) + 1)]
+    assert echoed == [*frames, frames[0]]
+    assert seen == [*frames, frames[0]]

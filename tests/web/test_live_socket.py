@@ -1,0 +1,229 @@
+"""The live events WebSocket against a real uvicorn server: who may connect, order, replay after
+a dropped connection, gaps, heartbeats and session expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import pytest
+from starlette.applications import Starlette
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin
+
+from dialer.live_events import InProcessEventBus
+from tests.conftest import People, Person
+from tests.web.browser import log_in_over_http, serve
+from tests.web.conftest import ManualClock
+from web.live import LiveSocketOptions
+
+# Guards against a hang only; no assertion depends on how long anything takes.
+WAIT = 10.0
+
+
+def socket_url(base_url: str, path: str) -> str:
+    return "ws" + base_url.removeprefix("http") + path
+
+
+@asynccontextmanager
+async def events_socket(
+    base_url: str,
+    person: Person | None,
+    after: int | None = None,
+    origin: str | None = None,
+) -> AsyncIterator[ClientConnection]:
+    headers: dict[str, str] = {}
+    if person is not None:
+        session = await log_in_over_http(base_url, person.login, person.password)
+        headers["Cookie"] = session.cookie_header
+    path = "/ws/events" if after is None else f"/ws/events?after={after}"
+    async with connect(
+        socket_url(base_url, path),
+        origin=Origin(origin or base_url),
+        additional_headers=headers,
+        proxy=None,
+        ping_interval=None,
+    ) as websocket:
+        yield websocket
+
+
+async def receive(websocket: ClientConnection) -> dict[str, object]:
+    async with asyncio.timeout(WAIT):
+        message = json.loads(await websocket.recv())
+    assert isinstance(message, dict)
+    return message
+
+
+async def receive_events(websocket: ClientConnection, count: int) -> list[dict[str, object]]:
+    events: list[dict[str, object]] = []
+    while len(events) < count:
+        message = await receive(websocket)
+        if message["type"] == "event":
+            events.append(message)
+    return events
+
+
+def sequences(events: list[dict[str, object]]) -> list[object]:
+    return [event["sequence"] for event in events]
+
+
+async def publish(app: Starlette, person: Person, count: int, start: int = 1) -> None:
+    for number in range(start, start + count):
+        await app.state.event_bus.publish(
+            [person.user.id], "contact.updated", {"contact_id": number}
+        )
+
+
+async def test_connecting_needs_a_session(app: Starlette, people: People) -> None:
+    async with serve(app) as base_url:
+        with pytest.raises(InvalidStatus) as refused:
+            async with events_socket(base_url, None):
+                pass
+        assert refused.value.response.status_code == 403
+
+        with pytest.raises(InvalidStatus) as forged:
+            async with connect(
+                socket_url(base_url, "/ws/events"),
+                origin=Origin(base_url),
+                additional_headers={"Cookie": "dialer_session=made-up-token"},
+                proxy=None,
+            ):
+                pass
+        assert forged.value.response.status_code == 403
+
+
+async def test_a_page_on_another_origin_cannot_connect(app: Starlette, people: People) -> None:
+    async with serve(app) as base_url:
+        with pytest.raises(InvalidStatus) as refused:
+            async with events_socket(base_url, people.north_operator, origin="http://evil.example"):
+                pass
+        assert refused.value.response.status_code == 403
+
+        async with events_socket(base_url, people.north_operator) as websocket:
+            hello = await receive(websocket)
+        assert hello["type"] == "hello"
+        assert hello["user_id"] == people.north_operator.user.id
+
+
+async def test_events_arrive_in_order_and_only_to_their_user(
+    app: Starlette, people: People
+) -> None:
+    anna, boris = people.north_operator, people.north_operator_2
+    async with (
+        serve(app) as base_url,
+        events_socket(base_url, anna) as anna_socket,
+        events_socket(base_url, boris) as boris_socket,
+    ):
+        assert (await receive(anna_socket))["last_sequence"] == 0
+        assert (await receive(boris_socket))["type"] == "hello"
+        bus = app.state.event_bus
+        await bus.publish([anna.user.id], "call.ringing", {"call_id": 5, "state": "ringing"})
+        await bus.publish([boris.user.id], "call.ringing", {"call_id": 6, "state": "ringing"})
+        await bus.publish([anna.user.id, boris.user.id], "followup.due", {"contact_id": 9})
+        await bus.publish([anna.user.id], "call.answered", {"call_id": 5, "state": "answered"})
+
+        anna_events = await receive_events(anna_socket, 3)
+        assert [(event["sequence"], event["kind"]) for event in anna_events] == [
+            (1, "call.ringing"),
+            (2, "followup.due"),
+            (3, "call.answered"),
+        ]
+        assert anna_events[0]["payload"] == {"call_id": 5, "state": "ringing"}
+        boris_events = await receive_events(boris_socket, 2)
+        assert [(event["sequence"], event["kind"]) for event in boris_events] == [
+            (1, "call.ringing"),
+            (2, "followup.due"),
+        ]
+        assert boris_events[0]["payload"] == {"call_id": 6, "state": "ringing"}
+
+
+async def test_reconnecting_with_the_last_sequence_replays_exactly_what_was_missed(
+    app: Starlette, people: People
+) -> None:
+    anna = people.north_operator
+    async with serve(app) as base_url:
+        async with events_socket(base_url, anna) as websocket:
+            await receive(websocket)  # hello
+            await publish(app, anna, 5)
+            seen = await receive_events(websocket, 2)
+            assert sequences(seen) == [1, 2]
+            # The connection drops mid-stream: events 3-5 were sent or queued but not read.
+        await publish(app, anna, 3, start=6)  # published while nobody listens
+
+        async with events_socket(base_url, anna, after=2) as websocket:
+            hello = await receive(websocket)
+            assert hello["last_sequence"] == 8
+            replayed = await receive_events(websocket, 6)
+            assert sequences(replayed) == [3, 4, 5, 6, 7, 8]
+            assert [event["payload"] for event in replayed] == [
+                {"contact_id": number} for number in range(3, 9)
+            ]
+            await publish(app, anna, 1, start=9)
+            (live,) = await receive_events(websocket, 1)
+            assert live["sequence"] == 9
+
+
+async def test_a_gap_is_announced_when_the_missed_events_are_gone(
+    app: Starlette, people: People
+) -> None:
+    anna = people.north_operator
+    app.state.event_bus = InProcessEventBus(history_per_user=3)
+    await publish(app, anna, 6)
+    async with serve(app) as base_url:
+        async with events_socket(base_url, anna, after=1) as websocket:
+            assert (await receive(websocket))["type"] == "hello"
+            gap = await receive(websocket)
+            assert gap == {"type": "gap", "requested_after": 1, "resume_from": 6}
+            await publish(app, anna, 1, start=7)
+            (event,) = await receive_events(websocket, 1)
+            assert event["sequence"] == 7
+
+        # Numbers this server never issued (it restarted): reload as well.
+        async with events_socket(base_url, anna, after=500) as websocket:
+            await receive(websocket)
+            assert (await receive(websocket))["type"] == "gap"
+
+        with pytest.raises(InvalidStatus):
+            async with events_socket(base_url, anna, after=-1):  # type: ignore[arg-type]
+                pass
+
+
+async def test_heartbeats_are_answered_and_an_expired_session_closes_the_socket(
+    app: Starlette, people: People, clock: ManualClock
+) -> None:
+    app.state.live_socket_options = LiveSocketOptions(heartbeat_seconds=0.05)
+    async with serve(app) as base_url:
+        async with events_socket(base_url, people.north_operator) as websocket:
+            await receive(websocket)
+            for _ in range(5):  # more pings than the allowance: answered ones keep it open
+                ping = await receive(websocket)
+                assert ping["type"] == "ping"
+                await websocket.send(json.dumps({"type": "pong"}))
+            clock.advance(timedelta(minutes=31))  # past the 30-minute idle limit
+            message = await receive(websocket)
+            while message["type"] == "ping":
+                message = await receive(websocket)
+            assert message == {"type": "session_expired"}
+            with pytest.raises(ConnectionClosed) as closed:
+                await receive(websocket)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4401
+
+
+async def test_unanswered_heartbeats_close_the_socket(app: Starlette, people: People) -> None:
+    app.state.live_socket_options = LiveSocketOptions(
+        heartbeat_seconds=0.05, unanswered_pings_allowed=2
+    )
+    async with serve(app) as base_url:
+        async with events_socket(base_url, people.north_operator) as websocket:
+            messages = []
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    messages.append((await receive(websocket))["type"])
+            assert messages == ["hello", "ping", "ping"]
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4408

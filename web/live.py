@@ -1,0 +1,232 @@
+"""The live events WebSocket ``/ws/events?after=N``: one per browser tab.
+
+The socket streams the signed-in user's ``dialer.live_events`` events (call transitions, contact
+updates, follow-ups due, operator state) from the ``EventBus`` in ``app.state.event_bus``
+(``routes`` puts an ``InProcessEventBus`` there when nothing else did).
+
+Messages from the server, all JSON text::
+
+    {"type": "hello", "user_id": 7, "last_sequence": 41, "heartbeat_seconds": 15,
+     "current_call": {...LiveCall...} | null}
+    {"type": "event", "sequence": 42, "kind": "call.ringing", "payload": {...},
+     "published_at": "..."}
+    {"type": "gap", "requested_after": 12, "resume_from": 41}
+    {"type": "ping", "at": "..."}                       every heartbeat; answer {"type": "pong"}
+    {"type": "session_expired"}                         then close code 4401
+
+``after=N`` asks for every event after sequence ``N`` first (a reconnecting tab sends the last
+number it saw) and then the live stream, in order and without duplicates. When those events are
+no longer held (or the server restarted), a ``gap`` message says so: the tab reloads what it
+shows and continues after ``resume_from``. Without ``after`` only new events are sent.
+
+Close codes: 4401 the session expired or ended (log in again); 4408 heartbeats went unanswered;
+4429 the tab fell too far behind (reconnect with ``after``). A handshake with a foreign
+``Origin``, without a session or with a malformed ``after`` is denied (HTTP 403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from dialer.live_events import EventBus, InProcessEventBus, Subscription
+from web.socket_session import (
+    POLICY_VIOLATION,
+    SESSION_ENDED,
+    SocketSession,
+    authenticate_socket,
+    session_is_live,
+)
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_TIMEOUT = 4408
+FELL_BEHIND = 4429
+
+
+@dataclass(frozen=True)
+class LiveSocketOptions:
+    """Timing of the events socket; tests put a faster one in ``app.state.live_socket_options``."""
+
+    heartbeat_seconds: float = 15.0
+    # Close the socket when this many pings in a row went unanswered.
+    unanswered_pings_allowed: int = 3
+
+
+def json_text(message: object) -> str:
+    return json.dumps(message, default=_json_default, ensure_ascii=False)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
+def parse_after(raw: str | None) -> int | bool | None:
+    """``after`` as an int, None when absent, False when malformed."""
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        return False
+    return int(raw)
+
+
+def current_call_json(websocket: WebSocket, user_id: int) -> object:
+    """The user's call in progress as ``LiveCall`` JSON, if a call service is running."""
+    call_control = getattr(websocket.app.state, "call_control", None)
+    if call_control is None:
+        return None
+    live_call = call_control.current_call(user_id)
+    return None if live_call is None else dataclasses.asdict(live_call)
+
+
+class _EventsConnection:
+    """One accepted events socket: three loops share it until the first one finishes."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        session: SocketSession,
+        subscription: Subscription,
+        options: LiveSocketOptions,
+    ) -> None:
+        self.websocket = websocket
+        self.session = session
+        self.subscription = subscription
+        self.options = options
+        self.unanswered_pings = 0
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, message: object) -> None:
+        async with self._send_lock:
+            await self.websocket.send_text(json_text(message))
+
+    async def close(self, code: int, reason: str) -> None:
+        async with self._send_lock:
+            websocket = self.websocket
+            if (
+                websocket.application_state is WebSocketState.CONNECTED
+                and websocket.client_state is WebSocketState.CONNECTED
+            ):
+                with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                    await websocket.close(code=code, reason=reason)
+
+    async def forward_events(self) -> None:
+        async for event in self.subscription:
+            await self.send({"type": "event", **event.as_json()})
+        # The bus closed the subscription: this tab could not keep up.
+        await self.close(FELL_BEHIND, "too far behind; reconnect with after=N")
+
+    async def read_replies(self) -> None:
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None or len(text) > 1000:
+                continue
+            try:
+                reply = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(reply, dict) and reply.get("type") == "pong":
+                self.unanswered_pings = 0
+
+    async def beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.heartbeat_seconds)
+            if not await session_is_live(self.websocket, self.session):
+                await self.send({"type": "session_expired"})
+                await self.close(SESSION_ENDED, "session expired")
+                return
+            if self.unanswered_pings >= self.options.unanswered_pings_allowed:
+                await self.close(HEARTBEAT_TIMEOUT, "heartbeat unanswered")
+                return
+            self.unanswered_pings += 1
+            await self.send({"type": "ping", "at": datetime.now(UTC).isoformat()})
+
+
+async def _first_to_finish(loops: Sequence[Callable[[], Awaitable[None]]]) -> None:
+    """Run the loops until one returns (or the peer goes away), then cancel the rest."""
+
+    async def run(loop: Callable[[], Awaitable[None]]) -> None:
+        await loop()
+
+    tasks = [asyncio.ensure_future(run(loop)) for loop in loops]
+    try:
+        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            error = task.exception()
+            if error is not None and not isinstance(error, WebSocketDisconnect | OSError):
+                raise error
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def events_socket(websocket: WebSocket) -> None:
+    session = await authenticate_socket(websocket)
+    if session is None:
+        return
+    after = parse_after(websocket.query_params.get("after"))
+    if after is False:
+        await websocket.close(code=POLICY_VIOLATION)
+        return
+    assert after is None or isinstance(after, int)
+    state = websocket.app.state
+    bus: EventBus = state.event_bus
+    options: LiveSocketOptions = getattr(state, "live_socket_options", LiveSocketOptions())
+    user_id = session.actor.user_id
+    # Subscribe and read the last number with no await in between: nothing slips past.
+    subscription = bus.subscribe(user_id, after)
+    last_sequence = bus.last_sequence(user_id)
+    connection = _EventsConnection(websocket, session, subscription, options)
+    try:
+        await websocket.accept()
+        await connection.send(
+            {
+                "type": "hello",
+                "user_id": user_id,
+                "last_sequence": last_sequence,
+                "heartbeat_seconds": options.heartbeat_seconds,
+                "current_call": current_call_json(websocket, user_id),
+            }
+        )
+        gap = subscription.gap
+        if gap is not None:
+            await connection.send(
+                {
+                    "type": "gap",
+                    "requested_after": gap.requested_after,
+                    "resume_from": gap.resume_from,
+                }
+            )
+        await _first_to_finish(
+            (connection.forward_events, connection.read_replies, connection.beat)
+        )
+    except WebSocketDisconnect:
+        pass
+    finally:
+        subscription.close()
+    await connection.close(1000, "")
+
+
+def routes(app: Starlette) -> Sequence[BaseRoute]:
+    """The events socket (listed in ``web.app.ROUTE_MODULES``); makes the bus if missing."""
+    if getattr(app.state, "event_bus", None) is None:
+        app.state.event_bus = InProcessEventBus()
+    return [WebSocketRoute("/ws/events", events_socket, name="live_events")]
