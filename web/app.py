@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from dialer.storage import create_engine, create_session_factory, upgrade_database
-from web import openapi
+from dialer.storage import create_engine, create_session_factory
+from web import bootstrap, openapi
 from web.errors import ApiError, MethodNotAllowed, ResourceNotFound
 from web.permissions import PUBLIC
 from web.routing import Call, Endpoint, build_routes, error_response
@@ -42,6 +42,8 @@ API_MODULES: tuple[str, ...] = (
     "web.api.teams",
     "web.api.allow_lists",
     "web.api.audit",
+    "web.api.telephony",
+    "web.api.recordings",
 )
 
 # Modules exposing ``routes(app: Starlette) -> Sequence[BaseRoute]`` (UI, websockets, ...);
@@ -112,11 +114,14 @@ def create_app(settings: WebSettings, extra_routes: Sequence[BaseRoute] = ()) ->
     endpoints = api_endpoints()
 
     @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        if settings.upgrade_database_on_start:
-            await upgrade_database(settings.core.database_url)
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
-            yield
+            if settings.upgrade_database_on_start:
+                # ``dialer serve``: migrations, the first-start admin, the call service.
+                async with bootstrap.serving(app, settings):
+                    yield
+            else:
+                yield
         finally:
             await engine.dispose()
 

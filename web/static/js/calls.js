@@ -117,7 +117,7 @@ export class CallController {
   onAudioState(message) {
     if (message.type === "error") {
       this.notice = message.code === "call_service_unavailable"
-        ? t("error.trunk_down") : t("error.audio_socket", { reason: message.message || message.code });
+        ? t("error.calling_not_available") : t("error.audio_socket", { reason: message.message || message.code });
       this.render();
     } else if (message.type === "audio_closed" && this.active) {
       if (this.leg) this.leg.stop();
@@ -156,7 +156,8 @@ export class CallController {
       return;
     }
     this.call = {
-      id: live.call_id, contactId: live.contact_id, contactName: "", number: live.number,
+      id: live.call_id, contactId: live.contact_id, contactName: this.app.contactName(live.contact_id),
+      number: live.number,
       state: "created", cause: null, sipCode: null, answeredAt: null, muted: false, held: false,
       audioLeg: this.app.audioLeg(),
     };
@@ -177,7 +178,8 @@ export class CallController {
       }
       if (this.active) return; // another call of ours while one is shown: ignore its noise
       this.call = {
-        id: payload.call_id, contactId: payload.contact_id, contactName: "", number: payload.number || "",
+        id: payload.call_id, contactId: payload.contact_id, contactName: this.app.contactName(payload.contact_id),
+        number: payload.number || "",
         state: "created", cause: null, sipCode: null, answeredAt: null, muted: false, held: false,
         audioLeg: this.app.audioLeg(),
       };
