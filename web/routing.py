@@ -1,7 +1,8 @@
 """The route table and the one dispatcher every API request goes through.
 
 An ``Endpoint`` declares method, path, who may call it (``web.permissions.Access``), its body and
-query schemas and its handler. ``dispatch`` turns a request into a ``Call`` in a fixed order:
+query schemas and its handler. ``Dispatcher`` turns a request into a ``Call`` in a
+fixed order:
 
 1. Origin check on state-changing methods (``web.csrf``);
 2. resume the server-side session from the cookie (``dialer.sessions.resume_session``, which also
@@ -9,7 +10,8 @@ query schemas and its handler. ``dispatch`` turns a request into a ``Call`` in a
 3. role check (``web.permissions.authorise``);
 4. CSRF token check on state-changing methods with a session;
 5. query string and body validation (size limit, JSON only, schema) -> 400/413/415/422;
-6. the handler, in one database transaction committed on success and rolled back on error.
+6. the handler, in one database transaction committed on success and rolled back on error
+   (a handler sets ``commit_on_error`` to keep what a failed login recorded).
 
 Domain errors become JSON errors via ``web.errors.api_error_from_dialer``.
 """
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -36,6 +39,7 @@ from web.csrf import CSRF_HEADER, STATE_CHANGING_METHODS, check_csrf_token, chec
 from web.errors import (
     ApiError,
     BodyTooLarge,
+    ConflictingState,
     MalformedRequest,
     ResourceNotFound,
     UnsupportedMediaType,
@@ -239,13 +243,19 @@ class Dispatcher:
             elif raw.strip():
                 raise MalformedRequest("this endpoint takes no request body")
             result = await endpoint.handler(call)
+            await database.commit()
         except DialerError as error:
             await self._finish_failed(call)
             return error_response(api_error_from_dialer(error), call.headers)
         except ApiError as error:
             await self._finish_failed(call)
             return error_response(error, call.headers)
-        await database.commit()
+        except IntegrityError:
+            # A concurrent request won a race the use case had checked for (same login twice).
+            logger.info("integrity error on %s", endpoint.name, exc_info=True)
+            await database.rollback()
+            conflict = ConflictingState("conflicts with a concurrent change; try again")
+            return error_response(conflict, call.headers)
         if isinstance(result, Response):
             result.headers.setdefault("Cache-Control", "no-store")
             result.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -28,6 +28,10 @@ async def test_schema_lists_every_endpoint_with_its_body(anonymous: httpx.AsyncC
         assert set(schema.get("required", [])) == set(endpoint.body.required)
     operation_count = sum(len(methods) for methods in paths.values())
     assert operation_count == len(api_endpoints())
+    operation_ids = [
+        operation["operationId"] for methods in paths.values() for operation in methods.values()
+    ]
+    assert len(set(operation_ids)) == len(operation_ids)
 
 
 async def test_schema_details_a_client_relies_on(anonymous: httpx.AsyncClient) -> None:

@@ -55,6 +55,13 @@ EXPECTED_ACCESS: dict[str, frozenset[str]] = {
     "GET /api/calls": SIGNED_IN,
     "GET /api/calls/{id:int}": SIGNED_IN,
     "POST /api/calls/{id:int}/outcome": SIGNED_IN,
+    "POST /api/calls": SIGNED_IN,
+    "GET /api/calls/current": SIGNED_IN,
+    "POST /api/calls/{id:int}/hangup": SIGNED_IN,
+    "POST /api/calls/{id:int}/mute": SIGNED_IN,
+    "POST /api/calls/{id:int}/hold": SIGNED_IN,
+    "POST /api/calls/{id:int}/dtmf": SIGNED_IN,
+    "GET /api/calls/{id:int}/recording": SIGNED_IN,
     "GET /api/statuses": SIGNED_IN,
     "GET /api/users": ADMINS,
     "POST /api/users": ADMINS,
@@ -73,6 +80,8 @@ EXPECTED_ACCESS: dict[str, frozenset[str]] = {
 
 # A valid body per endpoint that takes one, so allowed callers reach the handler.
 MISSING_ID = 999_999
+# Telephony handlers answer this when no call service runs (none does in these tests).
+CALL_SERVICE_UNAVAILABLE = "call_service_unavailable"
 
 
 def sample_body(endpoint: Endpoint, login: str) -> dict[str, object] | None:
@@ -83,6 +92,10 @@ def sample_body(endpoint: Endpoint, login: str) -> dict[str, object] | None:
         "POST /api/contacts": {"name": "Matrix Contact", "phones": [{"number": "+79161234567"}]},
         "PATCH /api/contacts/{id:int}": {"company": "Matrix LLC"},
         "POST /api/calls/{id:int}/outcome": {"outcome": "no_answer"},
+        "POST /api/calls": {"number": "+79161234567", "audio_leg": "browser"},
+        "POST /api/calls/{id:int}/mute": {"muted": True},
+        "POST /api/calls/{id:int}/hold": {"held": True},
+        "POST /api/calls/{id:int}/dtmf": {"digits": "1"},
         "POST /api/users": {
             "login": f"made-{uuid.uuid4().hex[:8]}",
             "password": "a long enough password",
@@ -215,9 +228,13 @@ async def test_endpoint_admits_only_its_roles(
 ) -> None:
     endpoint = ENDPOINTS_BY_NAME[endpoint_name]
     response = await _call_as(matrix, caller, endpoint)
-    assert response.status_code < 500, response.text
     error = response.json().get("error") if response.status_code >= 400 else None
     if caller in EXPECTED_ACCESS[endpoint_name]:
+        if error is not None and error["code"] == CALL_SERVICE_UNAVAILABLE:
+            # The handler ran and found no call service: this module's app starts none.
+            assert response.status_code == 503
+            return
+        assert response.status_code < 500, response.text
         assert response.status_code != 401, response.text
         assert error is None or error["code"] != "role_forbidden", response.text
         if "{" not in endpoint.path:

@@ -253,6 +253,15 @@ async def test_forwarded_for_counts_only_from_a_trusted_proxy(
             "/api/session", json={"login": "anna", "password": TEST_PASSWORD}, headers=spoofed
         )
         assert response.status_code == 200, response.text
+        assert "secure" not in _cookie_attributes(response)
+        # The proxy terminated TLS: the cookie must be Secure.
+        over_tls = await client.post(
+            "/api/session",
+            json={"login": "anna", "password": TEST_PASSWORD},
+            headers={**spoofed, "X-Forwarded-Proto": "https"},
+        )
+        assert over_tls.status_code == 200, over_tls.text
+        assert "secure" in _cookie_attributes(over_tls)
 
 
 async def test_state_changes_need_the_session_csrf_token(app: Starlette, people: People) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import text
 from starlette.applications import Starlette
 
@@ -116,3 +118,19 @@ async def test_audit_log_lists_and_verifies(app: Starlette, people: People) -> N
         verified = await admin.get("/api/audit/verify")
         assert verified.json()["intact"] is False
         assert {problem["kind"] for problem in verified.json()["problems"]} == {"edited"}
+
+
+async def test_creating_the_same_login_twice_at_once_gives_one_conflict(
+    app: Starlette, people: People
+) -> None:
+    async with client_of(app, people.admin) as admin:
+        body = {"login": "twin", "password": "a long enough password", "role": "operator"}
+        first, second = await asyncio.gather(
+            admin.post("/api/users", json=body), admin.post("/api/users", json=body)
+        )
+        assert sorted([first.status_code, second.status_code]) == [201, 409], (
+            first.text,
+            second.text,
+        )
+        listed = await admin.get("/api/users")
+        assert [user["login"] for user in listed.json()["items"]].count("twin") == 1

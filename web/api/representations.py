@@ -93,6 +93,12 @@ def call_json(call: Call) -> dict[str, object]:
         "outcome_at": timestamp(call.outcome_at),
         "follow_up_at": timestamp(call.follow_up_at),
         "recording_ids": [recording.id for recording in call.recordings],
+        # Played and downloaded through web.api.recordings (access-checked and audited).
+        "recording_url": (
+            f"/api/calls/{call.id}/recording"
+            if any(recording.deleted_at is None for recording in call.recordings)
+            else None
+        ),
     }
 
 
