@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialer.actors import Actor
 from dialer.errors import PermissionDenied
 from dialer.models import AuditChainHead, AuditEvent, User, utc_now
-from dialer.pagination import Page, check_page_bounds
+from dialer.pagination import Page, check_page_bounds, page_is_last
 
 GENESIS_HASH = "0" * 64
 CHAIN_HEAD_ID = 1
@@ -281,10 +281,13 @@ async def list_audit_events(
         statement = statement.where(AuditEvent.occurred_at >= query.since)
     if query.until is not None:
         statement = statement.where(AuditEvent.occurred_at < query.until)
-    total = await session.scalar(select(func.count()).select_from(statement.subquery()))
     items = (
         await session.scalars(
             statement.order_by(AuditEvent.id.desc()).limit(query.limit).offset(query.offset)
         )
     ).all()
+    if page_is_last(items, query.limit, query.offset):
+        total: int | None = query.offset + len(items)
+    else:
+        total = await session.scalar(select(func.count()).select_from(statement.subquery()))
     return Page(items=items, total=total or 0, limit=query.limit, offset=query.offset)

@@ -23,7 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialer.actors import Actor
 from dialer.audit import append_audit_event
 from dialer.contacts import find_contacts_by_phone, get_contact
-from dialer.errors import DoNotCall, InvalidTransition, NotFound, ValidationFailed
+from dialer.errors import (
+    Conflict,
+    DoNotCall,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from dialer.models import (
     FINISHED_CALL_STATES,
     Call,
@@ -36,7 +43,7 @@ from dialer.models import (
     User,
     utc_now,
 )
-from dialer.pagination import Page, check_page_bounds
+from dialer.pagination import Page, check_page_bounds, page_is_last
 from dialer.phones import normalise_phone
 from dialer.statuses import get_status
 
@@ -329,9 +336,6 @@ async def list_calls(
         statement = statement.where(Call.state == CallState(query.state).value)
     if query.campaign_id is not None:
         statement = statement.where(Call.campaign_id == query.campaign_id)
-    total = await session.scalar(
-        select(func.count()).select_from(statement.with_only_columns(Call.id).subquery())
-    )
     items = (
         await session.scalars(
             statement.order_by(Call.created_at.desc(), Call.id.desc())
@@ -339,6 +343,12 @@ async def list_calls(
             .offset(query.offset)
         )
     ).all()
+    if page_is_last(items, query.limit, query.offset):
+        total: int | None = query.offset + len(items)
+    else:
+        total = await session.scalar(
+            select(func.count()).select_from(statement.with_only_columns(Call.id).subquery())
+        )
     return Page(items=items, total=total or 0, limit=query.limit, offset=query.offset)
 
 
@@ -392,6 +402,47 @@ async def attach_recording(
         sha256=sha256,
         created_at=now if now is not None else utc_now(),
     )
-    session.add(recording)
+    call.recordings.append(recording)
     await session.flush()
     return recording
+
+
+async def soft_delete_call(
+    session: AsyncSession, actor: Actor, call_id: int, *, now: datetime | None = None
+) -> Call:
+    """Hide a call from every list (admin; audited). Purging removes it for good."""
+    if not actor.is_admin:
+        raise PermissionDenied("only admins delete calls")
+    now = now if now is not None else utc_now()
+    call = await get_call(session, actor, call_id)
+    call.deleted_at = now
+    call.deleted_by_id = actor.user_id
+    await append_audit_event(session, actor, "call.delete", f"call:{call.id}", {}, now=now)
+    return call
+
+
+async def purge_call(
+    session: AsyncSession, actor: Actor, call_id: int, *, now: datetime | None = None
+) -> list[str]:
+    """Remove a (soft-deleted or live-less) call and its recording rows for good (admin;
+    audited). Returns the recording paths, whose files the caller deletes."""
+    if not actor.is_admin:
+        raise PermissionDenied("only admins purge calls")
+    call = (
+        await session.scalars(
+            select(Call).where(Call.id == call_id).execution_options(populate_existing=True)
+        )
+    ).one_or_none()
+    if call is None:
+        raise NotFound(f"call {call_id}")
+    if call.state not in {state.value for state in FINISHED_CALL_STATES}:
+        raise Conflict(f"call {call_id} is still {call.state}")
+    paths = [recording.path for recording in call.recordings]
+    for recording in list(call.recordings):
+        await session.delete(recording)
+    await session.delete(call)
+    await session.flush()
+    await append_audit_event(
+        session, actor, "call.purge", f"call:{call_id}", {"recordings": paths}, now=now
+    )
+    return paths

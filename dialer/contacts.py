@@ -46,7 +46,7 @@ from dialer.actors import Actor
 from dialer.audit import append_audit_event
 from dialer.errors import NotFound, PermissionDenied, ValidationFailed
 from dialer.models import Contact, ContactPhone, PhoneKind, User, utc_now
-from dialer.pagination import Page, check_page_bounds, count_cap
+from dialer.pagination import Page, check_page_bounds, count_cap, page_is_last
 from dialer.phones import (
     normalise_phone,
     phone_search_prefix,
@@ -112,7 +112,7 @@ class ContactQuery:
     offset: int = 0
     region: str = DEFAULT_REGION
     # Stop counting matches after this many (Page.total_is_exact is then False).
-    count_cap: int = 1000
+    count_cap: int = 500
 
 
 def normalise_search_text(value: str) -> str:
@@ -573,14 +573,17 @@ async def search_contacts(
     check_page_bounds(query.limit, query.offset)
     dialect = session.get_bind().dialect.name
     statement, newest_first = _search_statement(dialect, actor, query)
-    cap = count_cap(query.limit, query.offset, query.count_cap)
-    counted = statement.with_only_columns(Contact.id).order_by(None).limit(cap).subquery()
-    total = await session.scalar(select(func.count()).select_from(counted)) or 0
     items = (
         await session.scalars(
             statement.order_by(newest_first).limit(query.limit).offset(query.offset)
         )
     ).all()
+    cap = count_cap(query.limit, query.offset, query.count_cap)
+    if page_is_last(items, query.limit, query.offset):
+        total = query.offset + len(items)
+    else:
+        counted = statement.with_only_columns(Contact.id).order_by(None).limit(cap).subquery()
+        total = await session.scalar(select(func.count()).select_from(counted)) or 0
     return Page(
         items=items,
         total=total,

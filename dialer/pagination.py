@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -44,3 +44,9 @@ def check_page_bounds(limit: int, offset: int) -> None:
 def count_cap(limit: int, offset: int, minimum: int) -> int:
     """How many rows to count at most so that ``Page.has_more`` stays right."""
     return max(minimum, offset + limit + 1)
+
+
+def page_is_last(items: Sized, limit: int, offset: int) -> bool:
+    """True when a page fetched with ``limit``/``offset`` shows the end of the result, so the
+    total is ``offset + len(items)`` without counting (an empty page past the end is not)."""
+    return len(items) < limit and (len(items) > 0 or offset == 0)

@@ -37,7 +37,8 @@ def sqlite_path(url: str) -> Path:
 
 
 def create_engine(url: str, **options: Any) -> AsyncEngine:
-    """An async engine. SQLite gets WAL, synchronous=FULL, foreign_keys=ON, busy_timeout, and
+    """An async engine. PostgreSQL (asyncpg) plans every statement for its actual parameters.
+    SQLite gets WAL, synchronous=FULL, foreign_keys=ON, busy_timeout, and
     every transaction starts with BEGIN IMMEDIATE; its directory is created if missing.
 
     SQLite allows one writer. A deferred transaction that reads and then writes fails at once
@@ -48,6 +49,13 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     """
     if not is_sqlite(url):
         options.setdefault("pool_pre_ping", True)
+        if make_url(url).get_driver_name() == "asyncpg":
+            # asyncpg prepares every statement; after a few runs PostgreSQL would switch to a
+            # generic plan that ignores the actual search prefix and scans whole tables.
+            connect_args = options.setdefault("connect_args", {})
+            connect_args.setdefault("server_settings", {}).setdefault(
+                "plan_cache_mode", "force_custom_plan"
+            )
         return create_async_engine(url, **options)
     path = sqlite_path(url)
     path.parent.mkdir(parents=True, exist_ok=True)

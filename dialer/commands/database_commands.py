@@ -75,7 +75,9 @@ def register(subparsers: Subparsers) -> None:
         "--output", type=Path, help="file to write (default: <data dir>/backups/dialer-<time>)"
     )
     backup_parser.set_defaults(handler=_backup)
-    restore = subparsers.add_parser("restore", help="replace the database with a backup")
+    restore = subparsers.add_parser(
+        "restore", help="replace the database with a backup (stop the server first)"
+    )
     restore.add_argument("file", type=Path)
     restore.set_defaults(handler=_restore)
 
@@ -249,5 +251,7 @@ def _restore(arguments: argparse.Namespace) -> int:
     except DialerError as error:
         print(f"dialer: {error}", file=sys.stderr)
         return EXIT_REFUSED
+    # A backup made by an older version is brought up to this version's schema.
+    asyncio.run(upgrade_database(settings.database_url))
     print(f"database restored from {arguments.file}")
     return EXIT_OK

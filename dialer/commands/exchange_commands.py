@@ -56,7 +56,11 @@ def register(subparsers: Subparsers) -> None:
     )
     importer.add_argument("--region", help="region of numbers without +code (default: settings)")
     importer.add_argument("--timezone", default="UTC", help="zone of dates in the file")
-    importer.add_argument("--owner", metavar="LOGIN", help="user who gets the contacts")
+    importer.add_argument(
+        "--owner",
+        metavar="LOGIN",
+        help="user who gets the contacts (default: nobody; only admins see unowned contacts)",
+    )
     importer.add_argument("--shared", action="store_true", help="make the contacts shared")
     importer.add_argument("--report", type=Path, help="write the per-row report to this CSV")
     importer.add_argument(

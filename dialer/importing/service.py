@@ -308,14 +308,30 @@ class _Importer:
         }
         if not wanted:
             return
-        statement = (
-            select(ContactPhone.e164, ContactPhone.contact_id)
-            .join(Contact, Contact.id == ContactPhone.contact_id)
-            .where(ContactPhone.e164.in_(sorted(wanted)), Contact.deleted_at.is_(None))
-            .order_by(ContactPhone.contact_id)
+        # Two index lookups on purpose: joined with contacts in one query, SQLite's planner
+        # walks the whole contacts table (ix_contacts_deleted_at) once the IN list is long.
+        phone_rows = (
+            await self.session.execute(
+                select(ContactPhone.e164, ContactPhone.contact_id).where(
+                    ContactPhone.e164.in_(sorted(wanted))
+                )
+            )
+        ).all()
+        if not phone_rows:
+            return
+        candidate_ids = sorted({row.contact_id for row in phone_rows})
+        live_ids = set(
+            (
+                await self.session.scalars(
+                    select(Contact.id).where(
+                        Contact.id.in_(candidate_ids), Contact.deleted_at.is_(None)
+                    )
+                )
+            ).all()
         )
-        for e164, contact_id in (await self.session.execute(statement)).all():
-            self.known.setdefault(e164, _KnownContact(contact_id))
+        for e164, contact_id in sorted(phone_rows, key=lambda row: row.contact_id):
+            if contact_id in live_ids:
+                self.known.setdefault(e164, _KnownContact(contact_id))
 
     async def _load_matched_contacts(self, batch: Sequence[ParsedRow]) -> dict[int, Contact | None]:
         """Contacts of the database a row of the batch matches: visible ones loaded, the

@@ -72,7 +72,7 @@ from recordings.wav_writer import RecordingWriter
 from sip.causes import CallCause
 from sip.errors import DialPlanError, MediaError, SipError, StreamClosedError
 from sip.events import CallAnswered, CallEnded, CallProgress
-from sip.phone import Call, Phone, PhoneConfig
+from sip.phone import Call, CallEvent, Phone, PhoneConfig
 from sip.testline import TestLine
 
 logger = logging.getLogger(__name__)
@@ -706,33 +706,50 @@ class CallService:
         )
 
     async def _follow(self, live: _LiveCall, call: Call) -> None:
-        """Write and publish the call's transitions until it ends."""
-        async for event in call.events():
-            if isinstance(event, CallProgress):
-                if live.state in (CallState.CREATED, CallState.DIALING):
+        """Write and publish the call's transitions until it ends.
+
+        A reader stamps each SIP event the moment it arrives, so database latency on one
+        transition never shifts the time recorded for the next."""
+        loop = asyncio.get_running_loop()
+        arrived: asyncio.Queue[tuple[CallEvent, float]] = asyncio.Queue()
+
+        async def stamp() -> None:
+            async for event in call.events():
+                arrived.put_nowait((event, loop.time()))
+
+        reader = loop.create_task(stamp())
+        try:
+            while True:
+                event, received_at = await arrived.get()
+                if isinstance(event, CallProgress):
+                    if live.state in (CallState.CREATED, CallState.DIALING):
+                        ringing_at = min(received_at, call.answered_at or received_at)
+                        await self._write(
+                            live,
+                            CallState.RINGING,
+                            _wall_clock(call, ringing_at),
+                            sip_code=event.status_code,
+                            reason=event.reason,
+                            record_code=False,
+                        )
+                elif isinstance(event, CallAnswered):
+                    at = _wall_clock(call, call.answered_at or received_at)
+                    await self._write(live, CallState.ANSWERED, at, sip_code=200, reason="OK")
+                elif isinstance(event, CallEnded):
+                    answered = call.answered_at is not None
+                    at = _wall_clock(call, call.ended_at or received_at)
                     await self._write(
                         live,
-                        CallState.RINGING,
-                        utc_now(),
-                        sip_code=event.status_code,
-                        reason=event.reason,
-                        record_code=False,
+                        CallState.ENDED if answered else CallState.FAILED,
+                        at,
+                        cause=live.end_cause or event.cause.value,
+                        sip_code=event.status_code or None,
+                        reason=event.reason or None,
+                        hangup_by=live.hangup_by or _HANGUP_PARTY_OF[event.hung_up_by],
                     )
-            elif isinstance(event, CallAnswered):
-                at = _wall_clock(call, call.answered_at or call.placed_at)
-                await self._write(live, CallState.ANSWERED, at, sip_code=200, reason="OK")
-            elif isinstance(event, CallEnded):
-                answered = call.answered_at is not None
-                at = _wall_clock(call, call.ended_at or call.placed_at)
-                await self._write(
-                    live,
-                    CallState.ENDED if answered else CallState.FAILED,
-                    at,
-                    cause=live.end_cause or event.cause.value,
-                    sip_code=event.status_code or None,
-                    reason=event.reason or None,
-                    hangup_by=live.hangup_by or _HANGUP_PARTY_OF[event.hung_up_by],
-                )
+                    return
+        finally:
+            reader.cancel()
 
     async def _write(
         self,

@@ -15,11 +15,20 @@ from dialer.calls import (
     get_call,
     list_calls,
     mark_unfinished_calls_interrupted,
+    purge_call,
     record_call_transition,
     set_call_outcome,
+    soft_delete_call,
 )
 from dialer.contacts import ContactInput, PhoneInput, create_contact, get_contact
-from dialer.errors import DoNotCall, InvalidTransition, NotFound, ValidationFailed
+from dialer.errors import (
+    Conflict,
+    DoNotCall,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from dialer.models import CallState
 from tests.conftest import People
 
@@ -179,3 +188,27 @@ async def test_recordings_attach_to_calls(session: AsyncSession, people: People)
     session.expunge_all()
     loaded = await get_call(session, people.north_operator.actor, call.id)
     assert [(r.path, r.codec) for r in loaded.recordings] == [("2026/03/02/1.ogg", "opus")]
+
+
+async def test_delete_and_purge_are_for_admins(session: AsyncSession, people: People) -> None:
+    anna = people.north_operator
+    call = await create_call(session, anna.actor, "+79035550701", now=at(0))
+    await record_call_transition(session, call.id, "ended", at(5))
+    await attach_recording(
+        session, call.id, path="x/1.ogg", codec="opus", size_bytes=10, duration_seconds=1.0
+    )
+    await session.commit()
+    with pytest.raises(PermissionDenied):
+        await soft_delete_call(session, anna.actor, call.id)
+    await soft_delete_call(session, people.admin.actor, call.id)
+    await session.commit()
+    assert (await list_calls(session, anna.actor)).total == 0
+    with pytest.raises(NotFound):
+        await get_call(session, people.admin.actor, call.id)
+    with pytest.raises(PermissionDenied):
+        await purge_call(session, people.north_supervisor.actor, call.id)
+    assert await purge_call(session, people.admin.actor, call.id) == ["x/1.ogg"]
+    await session.commit()
+    live = await create_call(session, anna.actor, "+79035550702", now=at(0))
+    with pytest.raises(Conflict):
+        await purge_call(session, people.admin.actor, live.id)

@@ -240,12 +240,13 @@ async def test_export_then_import_into_an_empty_database_gives_the_same_contacts
     admin = people.admin.actor
     for data in ROUND_TRIP_CONTACTS:
         await make_contact(session_factory, admin, data)
-    originals = sorted(contact_facts(c) for c in await all_contacts(session_factory, admin))
+    stored = await all_contacts(session_factory, admin)
+    originals = sorted(contact_facts(contact) for contact in stored)
     destination = tmp_path / f"contacts.{export_format.value}"
     options = ExportOptions(format=export_format, delimiter=";", timezone="Asia/Yekaterinburg")
     async with session_factory() as session:
         await export_contacts(session, admin, destination, options)
-        for contact in await all_contacts(session_factory, admin):
+        for contact in stored:
             await purge_contact(session, admin, contact.id)
         await session.commit()
     assert await all_contacts(session_factory, admin) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -64,3 +65,23 @@ async def test_search_indexes_exist(engine: AsyncEngine) -> None:
                 )
             ).scalar_one()
             assert collation == "C"
+
+
+async def test_migrations_need_no_alembic_ini_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    await upgrade_database(url)
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            head = (
+                await connection.execute(text("SELECT last_event_id FROM audit_chain_head"))
+            ).scalar_one()
+    finally:
+        await engine.dispose()
+    assert head == 0
+    assert list(elsewhere.iterdir()) == []

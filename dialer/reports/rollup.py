@@ -1,0 +1,338 @@
+"""Keeping ``call_volume_rollup`` equal to what the calls table says.
+
+Hour rows (grain 1) are computed from the calls of that UTC hour; every bigger period is the sum
+of the periods of the grain below it (``dialer.reports.grid``). When calls change,
+``dialer.reports.tracking`` marks their hours dirty; ``refresh_call_volume`` (run by every report
+before it reads, for the hours it covers) recomputes the dirty hours and every period containing
+them, then clears each marker only if its ``generation`` is still the one it read. A change
+committed while the refresh ran therefore leaves its marker for the next report.
+
+On PostgreSQL refreshes take a transaction-level advisory lock so two reports never rebuild the
+same rows at once; SQLite transactions are serialised anyway (``BEGIN IMMEDIATE``).
+
+What is counted (each call once, in the hour its row was created, soft-deleted calls excluded):
+``calls``; ``answered`` (reached the answered state); ``failed`` (state failed or interrupted);
+talk time of answered calls whose talk time is known, in milliseconds and as a histogram; ring
+time of calls that rang.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import ColumnElement, Integer, and_, cast, delete, func, insert, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialer.models import Call, CallState
+from dialer.reports import histogram
+from dialer.reports.grid import GRAIN_HOURS, SECONDS_PER_HOUR, Piece, children, hour_start, parent
+from dialer.reports.models import (
+    ALL_OPERATORS,
+    NO_OPERATOR,
+    CallVolumeDirtyHour,
+    CallVolumeRollup,
+    Dimension,
+)
+
+FAILED_STATES = (CallState.FAILED.value, CallState.INTERRUPTED.value)
+# Any fixed number: the advisory lock key of rollup refreshes on PostgreSQL.
+REFRESH_LOCK_KEY = 7_310_042_101
+INSERT_BATCH = 5000
+SMALLEST_DIMENSION_3_GRAIN = 3
+
+RollupKey = tuple[int, int, int, str]  # period, dimension, operator_key, dimension_value
+
+
+@dataclass
+class Figures:
+    """Counts and sums of one rollup row while it is being built."""
+
+    calls: int = 0
+    answered: int = 0
+    failed: int = 0
+    talk_count: int = 0
+    talk_milliseconds: int = 0
+    ring_count: int = 0
+    ring_milliseconds: int = 0
+    talk_bins: Counter[int] = field(default_factory=Counter)
+    talk_blobs: list[bytes] = field(default_factory=list)
+
+    def add_row(self, row: CallVolumeRollupRow) -> None:
+        self.calls += row.calls
+        self.answered += row.answered
+        self.failed += row.failed
+        self.talk_count += row.talk_count
+        self.talk_milliseconds += row.talk_milliseconds
+        self.ring_count += row.ring_count
+        self.ring_milliseconds += row.ring_milliseconds
+        if row.talk_histogram:
+            self.talk_blobs.append(row.talk_histogram)
+
+    def stored_histogram(self) -> bytes:
+        if self.talk_blobs:
+            if self.talk_bins:
+                self.talk_blobs.append(histogram.encode(self.talk_bins))
+            return histogram.merge(self.talk_blobs)
+        return histogram.encode(self.talk_bins)
+
+
+@dataclass(frozen=True)
+class CallVolumeRollupRow:
+    """The stored columns of one rollup row (read back to build bigger periods)."""
+
+    period: int
+    dimension: int
+    operator_key: int
+    dimension_value: str
+    calls: int
+    answered: int
+    failed: int
+    talk_count: int
+    talk_milliseconds: int
+    ring_count: int
+    ring_milliseconds: int
+    talk_histogram: bytes
+
+
+def epoch_hour_of(column: ColumnElement[object], dialect_name: str) -> ColumnElement[int]:
+    """SQL for the UTC epoch hour of a timestamp column."""
+    if dialect_name == "postgresql":
+        return cast(func.floor(func.extract("epoch", column) / SECONDS_PER_HOUR), Integer)
+    return cast(func.strftime("%s", column), Integer) / SECONDS_PER_HOUR
+
+
+def _milliseconds(seconds: float) -> int:
+    return int(round(seconds * 1000))
+
+
+def _hour_runs(hours: Sequence[int]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for hour in sorted(hours):
+        if runs and runs[-1][1] == hour:
+            runs[-1] = (runs[-1][0], hour + 1)
+        else:
+            runs.append((hour, hour + 1))
+    return runs
+
+
+async def _hour_figures(session: AsyncSession, hours: Sequence[int]) -> dict[RollupKey, Figures]:
+    """Grain-1 figures of ``hours`` computed from the calls table."""
+    dialect_name = session.get_bind().dialect.name
+    figures: dict[RollupKey, Figures] = defaultdict(Figures)
+    hour_column = epoch_hour_of(Call.created_at, dialect_name)
+    for first, end in _hour_runs(hours):
+        statement = select(
+            hour_column,
+            Call.operator_id,
+            Call.state,
+            Call.answered_at.is_not(None),
+            Call.talk_seconds,
+            Call.ring_seconds,
+            Call.end_cause,
+            Call.outcome,
+        ).where(
+            Call.created_at >= hour_start(first),
+            Call.created_at < hour_start(end),
+            Call.deleted_at.is_(None),
+        )
+        result = await session.stream(statement.execution_options(yield_per=20_000))
+        async for partition in result.partitions():
+            for hour, operator_id, state, answered, talk, ring, cause, outcome in partition:
+                _count_call(
+                    figures, hour, operator_id, state, answered, talk, ring, cause, outcome
+                )
+    return figures
+
+
+def _count_call(
+    figures: dict[RollupKey, Figures],
+    hour: int,
+    operator_id: int | None,
+    state: str,
+    answered: bool,
+    talk: float | None,
+    ring: float | None,
+    cause: str | None,
+    outcome: str | None,
+) -> None:
+    failed = state in FAILED_STATES
+    talk_known = bool(answered) and talk is not None
+    talk_bin = histogram.talk_bin(talk) if talk_known and talk is not None else None
+    keys: list[tuple[int, str]] = [(Dimension.TOTAL, ""), (Dimension.OUTCOME, outcome or "")]
+    for operator_key in (operator_id or NO_OPERATOR, ALL_OPERATORS):
+        for dimension, value in keys:
+            entry = figures[(hour, dimension, operator_key, value)]
+            _add_call(entry, answered, failed, talk, talk_bin, ring)
+        if failed:
+            entry = figures[(hour, Dimension.FAILURE_CAUSE, operator_key, cause or "")]
+            entry.calls += 1
+            entry.failed += 1
+
+
+def _add_call(
+    entry: Figures,
+    answered: bool,
+    failed: bool,
+    talk: float | None,
+    talk_bin: int | None,
+    ring: float | None,
+) -> None:
+    entry.calls += 1
+    if answered:
+        entry.answered += 1
+    if failed:
+        entry.failed += 1
+    if talk_bin is not None and talk is not None:
+        entry.talk_count += 1
+        entry.talk_milliseconds += _milliseconds(talk)
+        entry.talk_bins[talk_bin] += 1
+    if ring is not None:
+        entry.ring_count += 1
+        entry.ring_milliseconds += _milliseconds(ring)
+
+
+async def _read_rows(
+    session: AsyncSession, grain: int, periods: Iterable[int]
+) -> list[CallVolumeRollupRow]:
+    table = CallVolumeRollup
+    wanted = sorted(set(periods))
+    rows: list[CallVolumeRollupRow] = []
+    for start in range(0, len(wanted), INSERT_BATCH):
+        chunk = wanted[start : start + INSERT_BATCH]
+        result = await session.execute(
+            select(
+                table.period,
+                table.dimension,
+                table.operator_key,
+                table.dimension_value,
+                table.calls,
+                table.answered,
+                table.failed,
+                table.talk_count,
+                table.talk_milliseconds,
+                table.ring_count,
+                table.ring_milliseconds,
+                table.talk_histogram,
+            ).where(table.grain == grain, table.period.in_(chunk))
+        )
+        rows.extend(CallVolumeRollupRow(*row) for row in result)
+    return rows
+
+
+async def _replace_rows(
+    session: AsyncSession, grain: int, periods: Iterable[int], figures: dict[RollupKey, Figures]
+) -> None:
+    wanted = sorted(set(periods))
+    for start in range(0, len(wanted), INSERT_BATCH):
+        chunk = wanted[start : start + INSERT_BATCH]
+        await session.execute(
+            delete(CallVolumeRollup).where(
+                CallVolumeRollup.grain == grain, CallVolumeRollup.period.in_(chunk)
+            )
+        )
+    values = [
+        {
+            "grain": grain,
+            "period": period,
+            "dimension": dimension,
+            "operator_key": operator_key,
+            "dimension_value": value,
+            "calls": entry.calls,
+            "answered": entry.answered,
+            "failed": entry.failed,
+            "talk_count": entry.talk_count,
+            "talk_milliseconds": entry.talk_milliseconds,
+            "ring_count": entry.ring_count,
+            "ring_milliseconds": entry.ring_milliseconds,
+            "talk_histogram": entry.stored_histogram(),
+        }
+        for (period, dimension, operator_key, value), entry in figures.items()
+    ]
+    for start in range(0, len(values), INSERT_BATCH):
+        await session.execute(insert(CallVolumeRollup), values[start : start + INSERT_BATCH])
+
+
+def _parent_figures(
+    grain: int, child_grain: int, rows: Iterable[CallVolumeRollupRow]
+) -> dict[RollupKey, Figures]:
+    figures: dict[RollupKey, Figures] = defaultdict(Figures)
+    for row in rows:
+        period = row.period * child_grain // grain
+        figures[(period, row.dimension, row.operator_key, row.dimension_value)].add_row(row)
+        if child_grain < SMALLEST_DIMENSION_3_GRAIN and row.dimension == Dimension.TOTAL:
+            hour_of_day = str(row.period % 24)
+            figures[(period, Dimension.UTC_HOUR, row.operator_key, hour_of_day)].add_row(row)
+    return figures
+
+
+async def recompute_hours(session: AsyncSession, hours: Iterable[int]) -> None:
+    """Recompute the rollup rows of ``hours`` and of every period containing them."""
+    affected = sorted(set(hours))
+    if not affected:
+        return
+    await _replace_rows(session, 1, affected, await _hour_figures(session, affected))
+    pieces = {Piece(1, hour) for hour in affected}
+    for index in range(1, len(GRAIN_HOURS)):
+        grain, child_grain = GRAIN_HOURS[index], GRAIN_HOURS[index - 1]
+        pieces = {above for piece in pieces if (above := parent(piece)) is not None}
+        child_periods = [child.period for piece in pieces for child in children(piece)]
+        rows = await _read_rows(session, child_grain, child_periods)
+        figures = _parent_figures(grain, child_grain, rows)
+        await _replace_rows(session, grain, (piece.period for piece in pieces), figures)
+
+
+async def _dirty_hours(session: AsyncSession, first_hour: int, end_hour: int) -> list[tuple[int, int]]:
+    result = await session.execute(
+        select(CallVolumeDirtyHour.hour, CallVolumeDirtyHour.generation).where(
+            CallVolumeDirtyHour.hour >= first_hour, CallVolumeDirtyHour.hour < end_hour
+        )
+    )
+    return [(hour, generation) for hour, generation in result]
+
+
+async def _clear_markers(session: AsyncSession, markers: Sequence[tuple[int, int]]) -> None:
+    """Delete the markers still at the generation that was read (a newer change keeps its)."""
+    for start in range(0, len(markers), INSERT_BATCH):
+        chunk = markers[start : start + INSERT_BATCH]
+        await session.execute(
+            delete(CallVolumeDirtyHour).where(
+                or_(
+                    *(
+                        and_(
+                            CallVolumeDirtyHour.hour == hour,
+                            CallVolumeDirtyHour.generation == generation,
+                        )
+                        for hour, generation in chunk
+                    )
+                )
+            )
+        )
+
+
+async def refresh_call_volume(session: AsyncSession, first_hour: int, end_hour: int) -> int:
+    """Bring the rollups of the UTC hours ``[first_hour, end_hour)`` up to date (in the caller's
+    transaction; the caller commits). Returns how many dirty hours were recomputed."""
+    dirty = await _dirty_hours(session, first_hour, end_hour)
+    if not dirty:
+        return 0
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK_KEY})
+        dirty = await _dirty_hours(session, first_hour, end_hour)
+        if not dirty:
+            return 0
+    await recompute_hours(session, [hour for hour, _ in dirty])
+    await _clear_markers(session, dirty)
+    return len(dirty)
+
+
+async def rebuild_call_volume(session: AsyncSession, first_hour: int, end_hour: int) -> None:
+    """Recompute every rollup row of ``[first_hour, end_hour)`` from the calls table, dirty or
+    not (after bulk writes that bypassed the ORM, or to repair). Keep the range to days or
+    weeks per transaction: a year of calls is held in memory at once otherwise."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK_KEY})
+    dirty = await _dirty_hours(session, first_hour, end_hour)
+    await recompute_hours(session, range(first_hour, end_hour))
+    await _clear_markers(session, dirty)
