@@ -29,6 +29,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import secrets
 import statistics
 import tempfile
@@ -429,6 +430,11 @@ def search_queries(count: int, contacts: int, seed: int = 7) -> list[tuple[str, 
     return queries
 
 
+def process_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))
@@ -484,6 +490,7 @@ def write_import_file(path: Path, rows: int, contacts: int) -> None:
 async def measure_import(
     sessions: async_sessionmaker[AsyncSession], actor: Actor, path: Path, rows: int
 ) -> dict[str, float]:
+    cpu_before = process_cpu_seconds()
     started = time.perf_counter()
     async with sessions() as session:
         report = await import_contacts(session, actor, path, ImportOptions(source_name=path.name))
@@ -492,6 +499,8 @@ async def measure_import(
     return {
         "import_rows_per_s": round(rows / elapsed, 1),
         "import_seconds": round(elapsed, 2),
+        # This process only (parsing, SQLAlchemy, SQLite itself); not the PostgreSQL server.
+        "import_process_cpu_seconds": round(process_cpu_seconds() - cpu_before, 2),
         "import_created": report.created,
         "import_merged": report.merged,
         "import_skipped": report.skipped,

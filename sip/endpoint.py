@@ -255,7 +255,7 @@ class Endpoint:
                     listener(event)
             elif isinstance(event, IncomingCall):
                 if self.incoming_call_listener is None:
-                    self._core_reject_later(event.call_key)
+                    self.core.reject(event.call_key, 480, self._loop.time())
                 else:
                     self.incoming_call_listener(event)
             elif isinstance(event, RegistrationSucceeded | RegistrationFailed):
@@ -265,9 +265,6 @@ class Endpoint:
                     registration_listener(event)
         except Exception:  # a listener bug must not stop the SIP stack
             logger.exception("listener failed on %r", event)
-
-    def _core_reject_later(self, call_key: str) -> None:
-        self.core.reject(call_key, 480, self._loop.time())
 
     def _arm_timer(self) -> None:
         if self._core is None or self.closed:

@@ -411,6 +411,9 @@ class Phone:
         """Register ``account`` and wait for the first outcome; the registration is then kept
         (refreshed before it expires, retried after failures) until :meth:`unregister`."""
         registration = self.registrations.get(account.name)
+        if not account.register:
+            # An IP-authenticated trunk: nothing to send, nothing will ever come back.
+            return registration or Registration(account.name, reason="register = false")
         if registration is None:
             registration = Registration(account.name)
             self.registrations[account.name] = registration

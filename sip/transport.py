@@ -37,8 +37,7 @@ TlsContextChooser = Callable[[str, int], ssl.SSLContext]
 
 RESOLVE_CACHE_SECONDS = 60.0
 CONNECT_TIMEOUT = 10.0
-IDLE_CONNECTION_SECONDS = 600.0
-KEEPALIVE = b"\r\n\r\n"
+UDP_RECEIVE_BUFFER = 4 << 20
 
 
 def client_tls_context(*, verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
@@ -195,6 +194,12 @@ class TransportSet:
             break
         else:
             raise OSError(f"no port on {host} free for both UDP and TCP")
+        udp_socket = udp_transport.get_extra_info("socket")
+        if udp_socket is not None:
+            # Bursts of responses (hundreds of calls set up at once) must not overflow the
+            # default buffer while the loop is busy; the kernel caps this at rmem_max.
+            with contextlib.suppress(OSError):
+                udp_socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         self._udp = udp_transport
         self.udp_port = bound_port
         self.tcp_port = bound_port if tcp else 0

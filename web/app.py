@@ -44,6 +44,7 @@ API_MODULES: tuple[str, ...] = (
     "web.api.audit",
     "web.api.telephony",
     "web.api.recordings",
+    "web.api.library",
 )
 
 # Modules exposing ``routes(app: Starlette) -> Sequence[BaseRoute]`` (UI, websockets, ...);

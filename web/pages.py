@@ -64,7 +64,14 @@ SECURITY_HEADERS: dict[str, str] = {
 }
 
 # Addresses of the client-side router's pages; each answers with the shell.
-PAGE_PATHS: tuple[str, ...] = ("/", "/login", "/contacts/{contact_id:int}", "/self-test")
+PAGE_PATHS: tuple[str, ...] = (
+    "/",
+    "/login",
+    "/contacts/{contact_id:int}",
+    "/self-test",
+    "/library",
+    "/calls/{call_id:int}/player",
+)
 
 
 def _static_path(relative: str) -> Path | None:

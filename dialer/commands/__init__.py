@@ -15,6 +15,7 @@ _COMMAND_MODULES = (
     "dialer.commands.database_commands",
     "dialer.commands.exchange_commands",
     "dialer.commands.recordings_commands",
+    "dialer.commands.report_commands",
     "dialer.commands.worker_commands",
 )
 

@@ -15,6 +15,7 @@ The whole import is one audit event with the counts; the CALLER commits.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -57,6 +58,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 1000
 IMPORT_AUDIT_ACTION = "contact.import"
 _HEADER_SEARCH_ROWS = 20
+_ROWS_BETWEEN_TURNS = 50
 _TEXT_LIMITS = {"name": 200, "company": 200, "position": 200, "follow_up_note": 2000}
 _NOTES_LIMIT = 100_000
 _EMAIL_LIMIT = 254
@@ -135,8 +137,7 @@ async def import_contacts(
             )
         importer = _Importer(session, actor, owner_id, options)
         data_rows = chain(head[header_index + 1 :], rows)
-        for batch in _batches(_parsed(data_rows, mapping, context), options.batch_size):
-            await importer.add_batch(batch)
+        await _import_batches(importer, _parsed(data_rows, mapping, context), options.batch_size)
         file_format = table.format.describe()
     report = ImportReport(
         file_format=file_format,
@@ -214,9 +215,42 @@ def _parsed(
         yield parse_row(row, mapping, context)
 
 
-def _batches(rows: Iterator[ParsedRow], size: int) -> Iterator[list[ParsedRow]]:
-    while batch := list(islice(rows, size)):
-        yield batch
+async def _import_batches(importer: _Importer, rows: Iterator[ParsedRow], size: int) -> None:
+    """Write batch N while batch N+1 is parsed.
+
+    Parsing (phone numbers above all) keeps this thread busy, while the database works in its
+    own thread (aiosqlite) or process (PostgreSQL): parsing gives the event loop a turn every
+    few rows so the write's round trips go on meanwhile. A batch is matched against the
+    database only after the previous batch is written, so duplicates across batches are seen.
+    """
+    writing: asyncio.Task[None] | None = None
+    try:
+        while True:
+            batch = await _parse_batch(rows, size)
+            if writing is not None:
+                await writing
+                writing = None
+            if not batch:
+                return
+            plan = await importer.prepare(batch)
+            writing = asyncio.create_task(importer.write(plan))
+    finally:
+        if writing is not None:
+            # Only on the way out with another error: let the write finish, keep that error.
+            await asyncio.wait([writing])
+            if not writing.cancelled() and writing.exception() is not None:
+                logger.debug("batch write failed during an aborted import: %s", writing.exception())
+
+
+async def _parse_batch(rows: Iterator[ParsedRow], size: int) -> list[ParsedRow]:
+    batch: list[ParsedRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            break
+        if len(batch) % _ROWS_BETWEEN_TURNS == 0:
+            await asyncio.sleep(0)
+    return batch
 
 
 @dataclass(frozen=True)
@@ -262,6 +296,14 @@ class _RowResult:
         )
 
 
+@dataclass
+class _BatchPlan:
+    now: datetime
+    existing: Mapping[int, Contact | None]
+    new_contacts: list[_NewContact] = field(default_factory=list)
+    results: list[_RowResult] = field(default_factory=list)
+
+
 class _Importer:
     """Writes batches of parsed rows; remembers every phone seen so far in ``known``."""
 
@@ -279,22 +321,25 @@ class _Importer:
         self.known: dict[str, _KnownContact] = {}
         self.outcomes: list[RowOutcome] = []
 
-    async def add_batch(self, batch: Sequence[ParsedRow]) -> None:
+    async def prepare(self, batch: Sequence[ParsedRow]) -> _BatchPlan:
+        """Match a batch against the database and the file so far; merges are applied to the
+        loaded contacts (not flushed yet), new contacts are collected for ``write``."""
         now = utc_now()
         await self._load_known_phones(batch)
         existing = await self._load_matched_contacts(batch)
         pending: dict[str, _NewContact] = {}
-        new_contacts: list[_NewContact] = []
-        results: list[_RowResult] = []
+        plan = _BatchPlan(now=now, existing=existing)
         for row in batch:
-            result = self._place_row(row, pending, new_contacts, existing, now)
-            results.append(result)
-        await self._insert(new_contacts, now)
+            plan.results.append(self._place_row(row, pending, plan.new_contacts, existing, now))
+        return plan
+
+    async def write(self, plan: _BatchPlan) -> None:
+        await self._insert(plan.new_contacts, plan.now)
         await self.session.flush()
-        for contact in existing.values():
+        for contact in plan.existing.values():
             if contact is not None:
                 self.session.expunge(contact)
-        self.outcomes.extend(result.outcome() for result in results)
+        self.outcomes.extend(result.outcome() for result in plan.results)
 
     # --- finding duplicates --------------------------------------------------------------
 

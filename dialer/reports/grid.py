@@ -64,4 +64,6 @@ def children(piece: Piece) -> list[Piece]:
     """The periods of the next smaller grain making up ``piece``."""
     index = GRAIN_HOURS.index(piece.grain)
     smaller = GRAIN_HOURS[index - 1]
-    return [Piece(smaller, hour // smaller) for hour in range(piece.first_hour, piece.end_hour, smaller)]
+    return [
+        Piece(smaller, hour // smaller) for hour in range(piece.first_hour, piece.end_hour, smaller)
+    ]

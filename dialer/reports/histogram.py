@@ -68,7 +68,9 @@ def merge(blobs: Iterable[bytes]) -> bytes:
     return packed.tobytes()
 
 
-def grouped_medians(blobs: Sequence[bytes], groups: IntArray, group_count: int) -> list[float | None]:
+def grouped_medians(
+    blobs: Sequence[bytes], groups: IntArray, group_count: int
+) -> list[float | None]:
     """The median talk time of each group; ``groups[i]`` is the group of ``blobs[i]``.
 
     With an even number of calls the median is the mean of the two middle ones; a group without

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, Integer, and_, cast, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -96,15 +97,15 @@ class CallVolumeRollupRow:
     talk_histogram: bytes
 
 
-def epoch_hour_of(column: ColumnElement[object], dialect_name: str) -> ColumnElement[int]:
+def epoch_hour_of(column: ColumnElement[datetime], dialect_name: str) -> ColumnElement[int]:
     """SQL for the UTC epoch hour of a timestamp column."""
     if dialect_name == "postgresql":
         return cast(func.floor(func.extract("epoch", column) / SECONDS_PER_HOUR), Integer)
-    return cast(func.strftime("%s", column), Integer) / SECONDS_PER_HOUR
+    return cast(cast(func.strftime("%s", column), Integer) / SECONDS_PER_HOUR, Integer)
 
 
 def _milliseconds(seconds: float) -> int:
-    return int(round(seconds * 1000))
+    return round(seconds * 1000)
 
 
 def _hour_runs(hours: Sequence[int]) -> list[tuple[int, int]]:
@@ -121,7 +122,7 @@ async def _hour_figures(session: AsyncSession, hours: Sequence[int]) -> dict[Rol
     """Grain-1 figures of ``hours`` computed from the calls table."""
     dialect_name = session.get_bind().dialect.name
     figures: dict[RollupKey, Figures] = defaultdict(Figures)
-    hour_column = epoch_hour_of(Call.created_at, dialect_name)
+    hour_column = epoch_hour_of(Call.__table__.c.created_at, dialect_name)
     for first, end in _hour_runs(hours):
         statement = select(
             hour_column,
@@ -140,9 +141,7 @@ async def _hour_figures(session: AsyncSession, hours: Sequence[int]) -> dict[Rol
         result = await session.stream(statement.execution_options(yield_per=20_000))
         async for partition in result.partitions():
             for hour, operator_id, state, answered, talk, ring, cause, outcome in partition:
-                _count_call(
-                    figures, hour, operator_id, state, answered, talk, ring, cause, outcome
-                )
+                _count_call(figures, hour, operator_id, state, answered, talk, ring, cause, outcome)
     return figures
 
 
@@ -217,7 +216,7 @@ async def _read_rows(
                 table.talk_histogram,
             ).where(table.grain == grain, table.period.in_(chunk))
         )
-        rows.extend(CallVolumeRollupRow(*row) for row in result)
+        rows.extend(CallVolumeRollupRow(*row) for row in result.all())  # type: ignore[call-arg]
     return rows
 
 
@@ -283,7 +282,9 @@ async def recompute_hours(session: AsyncSession, hours: Iterable[int]) -> None:
         await _replace_rows(session, grain, (piece.period for piece in pieces), figures)
 
 
-async def _dirty_hours(session: AsyncSession, first_hour: int, end_hour: int) -> list[tuple[int, int]]:
+async def _dirty_hours(
+    session: AsyncSession, first_hour: int, end_hour: int
+) -> list[tuple[int, int]]:
     result = await session.execute(
         select(CallVolumeDirtyHour.hour, CallVolumeDirtyHour.generation).where(
             CallVolumeDirtyHour.hour >= first_hour, CallVolumeDirtyHour.hour < end_hour

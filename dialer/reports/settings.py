@@ -18,7 +18,7 @@ import os
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dialer.errors import ValidationFailed
+from dialer.reports.errors import ReportRangeInvalid
 
 DEFAULT_REPORT_TIMEZONE = "UTC"
 
@@ -26,11 +26,11 @@ DEFAULT_REPORT_TIMEZONE = "UTC"
 def resolve_timezone(name: str, field: str = "timezone") -> ZoneInfo:
     """The zone named ``name`` (an IANA key such as ``Europe/Moscow``); ValidationFailed if none."""
     if not name or len(name) > 64:
-        raise ValidationFailed(field, "must be an IANA time zone such as Europe/Moscow")
+        raise ReportRangeInvalid(field, "must be an IANA time zone such as Europe/Moscow")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationFailed(field, f"unknown time zone {name!r}") from None
+        raise ReportRangeInvalid(field, f"unknown time zone {name!r}") from None
 
 
 def default_report_timezone(environ: Mapping[str, str] = os.environ) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, event, inspect
+from sqlalchemy import Connection, Executable, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, UOWTransaction
 
@@ -36,17 +36,16 @@ def mark_hours_dirty(connection: Connection, hours: Iterable[int]) -> None:
     ordered = sorted(set(hours))
     if not ordered:
         return
-    table = CallVolumeDirtyHour.__table__
     rows = [{"hour": hour, "generation": 1} for hour in ordered]
+    bump = {"generation": CallVolumeDirtyHour.generation + 1}
+    statement: Executable
     if connection.dialect.name == "postgresql":
-        insert = postgresql.insert(table)
-        statement = insert.on_conflict_do_update(
-            index_elements=["hour"], set_={"generation": table.c.generation + 1}
+        statement = postgresql.insert(CallVolumeDirtyHour).on_conflict_do_update(
+            index_elements=["hour"], set_=bump
         )
     else:
-        sqlite_insert = sqlite.insert(table)
-        statement = sqlite_insert.on_conflict_do_update(
-            index_elements=["hour"], set_={"generation": table.c.generation + 1}
+        statement = sqlite.insert(CallVolumeDirtyHour).on_conflict_do_update(
+            index_elements=["hour"], set_=bump
         )
     for row in rows:
         connection.execute(statement, row)

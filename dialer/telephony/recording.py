@@ -14,6 +14,7 @@ itself is attached (nothing is lost). A call that produced no audio leaves no re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from concurrent.futures import Executor
@@ -38,7 +39,6 @@ from recordings.wav_writer import RecordingInfo, RecordingWriter, StereoRecorder
 logger = logging.getLogger(__name__)
 
 Channel = Literal["left", "right"]
-SAMPLE_RATE = 8000
 WAV_CODEC = "pcm_s16le"
 RECORDING_NAME_PATTERN = re.compile(r"^call-(\d+)\.wav$")
 _DIRECTION_OF: dict[Channel, Literal["sent", "received"]] = {"left": "sent", "right": "received"}
@@ -122,6 +122,8 @@ class RecordingStore:
         self._session_factory = session_factory
         self._codec: Codec = codec
         self._bitrate_kbps = bitrate_kbps
+        # Set by the call service on SQLite: one transaction at a time.
+        self.write_turn: contextlib.AbstractAsyncContextManager[object] = contextlib.nullcontext()
 
     @property
     def root(self) -> Path:
@@ -149,7 +151,7 @@ class RecordingStore:
         loop = asyncio.get_running_loop()
         stored = await loop.run_in_executor(self._executor, self._compress_or_keep, wav_path)
         try:
-            async with self._session_factory() as session:
+            async with self.write_turn, self._session_factory() as session:
                 row = await attach_recording(
                     session,
                     call_id,

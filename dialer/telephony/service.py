@@ -28,6 +28,7 @@ to the far end (and says so in the log); the far end hears silence, not a hold t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Mapping
@@ -38,8 +39,9 @@ from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import and_, false, or_, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dialer.actors import Actor
 from dialer.call_control import AudioLeg, CallRequest, LiveCall
@@ -202,6 +204,11 @@ class CallService:
         self._live_by_operator: dict[int, _LiveCall] = {}
         self._operator_locks: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # SQLite has one writer: queue our transactions here instead of in busy_timeout.
+        self._write_turn: asyncio.Lock | contextlib.nullcontext[None] = (
+            asyncio.Lock() if _is_sqlite(session_factory, settings) else contextlib.nullcontext()
+        )
+        self.recordings.write_turn = self._write_turn
         self._closing = False
         self._closed = False
 
@@ -319,7 +326,7 @@ class CallService:
             if actor.user_id in self._live_by_operator:
                 raise Conflict("you already have a call in progress")
             calling = self.accounts.for_operator(actor.user_id)
-            async with self._session_factory() as session:
+            async with self._write_turn, self._session_factory() as session:
                 contact_id, number = await self._resolve_target(session, actor, request)
                 operator = await session.get(User, actor.user_id)
                 if operator is None:
@@ -766,7 +773,7 @@ class CallService:
     ) -> None:
         """Write a transition to the row and commit, then publish it."""
         try:
-            async with self._session_factory() as session:
+            async with self._write_turn, self._session_factory() as session:
                 await record_call_transition(
                     session,
                     live.call_id,
@@ -855,6 +862,13 @@ class CallService:
                         "duration_seconds": row.duration_seconds,
                     },
                 )
+
+
+def _is_sqlite(session_factory: async_sessionmaker[AsyncSession], settings: Settings) -> bool:
+    bind = session_factory.kw.get("bind")
+    if isinstance(bind, AsyncEngine):
+        return bind.dialect.name == "sqlite"
+    return make_url(settings.database_url).get_backend_name() == "sqlite"
 
 
 def _wall_clock(call: Call, loop_time: float) -> datetime:

@@ -1,12 +1,15 @@
 """The process-wide 20 ms media clock.
 
 ``TickSchedule`` is the pure part: tick ``n`` is due at ``start + n * interval`` (absolute
-deadlines, so lateness never accumulates into drift). When asked what is due at ``now`` it
-returns the indices to run: every missed tick, but at most ``max_burst`` in a row; older
-missed ticks are skipped (counted) so a stalled loop catches up without a burst of packets.
+deadlines, so lateness never accumulates into drift). Asked at ``now``, it hands out the
+oldest due tick; when the loop has fallen more than ``max_burst`` ticks behind, the older
+missed ticks are skipped (counted), so a stalled loop catches up with at most ``max_burst``
+ticks in a row instead of a burst of every missed packet.
 
 ``MediaClock`` is the one asyncio adapter: a single ``loop.call_at`` timer for the whole process
-that runs every subscriber (one per audio stream) on each tick with the tick index. Streams
+that runs every subscriber (one per audio stream) on each tick with the tick index. It runs
+one tick per timer callback and re-arms on the next deadline, so while catching up each tick
+runs in its own loop iteration and received packets are processed between ticks. Streams
 derive their RTP timestamps from the index, so skipped ticks become timestamp gaps, not
 drift. The clock is armed while it has subscribers and keeps its deadline grid for its life.
 """
@@ -80,15 +83,15 @@ class TickSchedule:
         """Index of the latest tick whose deadline is at or before ``now``."""
         return math.floor((now + self.early_tolerance - self.start) / self.interval)
 
-    def due(self, now: float) -> range:
-        """Tick indices to run now, oldest first; advances past them (and past skipped ones)."""
+    def pop_due(self, now: float) -> int | None:
+        """The oldest tick to run at ``now`` (skipping any beyond the burst bound), or None."""
         last = self.last_due_index(now)
         if last < self.next_index:
-            return range(0)
+            return None
         first = max(self.next_index, last - self.max_burst + 1)
         self.skipped += first - self.next_index
-        self.next_index = last + 1
-        return range(first, last + 1)
+        self.next_index = first + 1
+        return first
 
     def resume(self, now: float) -> None:
         """Continue after an idle period: the next tick is the first one after ``now``."""
@@ -201,7 +204,8 @@ class MediaClock:
         schedule = self._schedule
         assert schedule is not None
         self._timer = None
-        for index in schedule.due(self._loop.time()):
+        index = schedule.pop_due(self._loop.time())
+        if index is not None:
             self._ticks += 1
             for callback in self._callback_tuple:
                 try:

@@ -254,19 +254,27 @@ class AudioStream:
         else:
             allocator = port_range
             shared = allocator is not None
+        if jitter_depth_frames < 0 or send_queue_frames < 1 or receive_queue_frames < 1:
+            raise ValueError("jitter depth must be >= 0 and queue sizes >= 1")
         transport, protocol, port = await _bind(loop, local_host, allocator)
-        stream = cls(
-            clock,
-            loop,
-            transport,
-            local_host,
-            port,
-            allocator if shared else None,
-            chosen_codec,
-            jitter_depth_frames=jitter_depth_frames,
-            send_queue_frames=send_queue_frames,
-            receive_queue_frames=receive_queue_frames,
-        )
+        try:
+            stream = cls(
+                clock,
+                loop,
+                transport,
+                local_host,
+                port,
+                allocator if shared else None,
+                chosen_codec,
+                jitter_depth_frames=jitter_depth_frames,
+                send_queue_frames=send_queue_frames,
+                receive_queue_frames=receive_queue_frames,
+            )
+        except BaseException:
+            transport.close()
+            if allocator is not None:
+                allocator.release(port)
+            raise
         protocol.stream = stream
         return stream
 

@@ -14,6 +14,7 @@ import pytest
 
 from sip.testline import TestLine, load_prompt
 from tests.sip import peers
+from web.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,26 +81,32 @@ async def test_call_to_the_test_line_records_both_sides(tmp_path: Path) -> None:
     assert np.abs(samples[0::2]).max() == 0  # we sent nothing but silence (DTMF is not recorded)
 
 
-async def test_unknown_account_is_a_configuration_error(tmp_path: Path) -> None:
+def test_unknown_account_is_a_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     accounts = tmp_path / "accounts.toml"
     accounts.write_text('[accounts.office]\nhost = "127.0.0.1"\nusername = "alice"\n')
-    code, stdout, stderr = await dialer(
-        "sip", "call", "100", "--account", "home",
-        environment={"DIALER_SIP_ACCOUNTS": str(accounts)},
-    )  # fmt: skip
+    monkeypatch.setenv("DIALER_SIP_ACCOUNTS", str(accounts))
+    code = cli_main(["sip", "call", "100", "--account", "home"])
+    output = capsys.readouterr()
     assert code == 2
-    assert "accounts.home" in stderr
-    assert stdout == ""
+    assert "accounts.home" in output.err
+    assert output.out == ""
 
 
-async def test_invalid_setting_is_named(tmp_path: Path) -> None:
+def test_invalid_setting_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     accounts = tmp_path / "accounts.toml"
     accounts.write_text('[accounts.office]\nhost = "127.0.0.1"\nusername = "a"\nport = "x"\n')
-    code, _, stderr = await dialer(
-        "sip", "register", "--account", "office", "--accounts", str(accounts)
-    )
+    code = cli_main(["sip", "register", "--account", "office", "--accounts", str(accounts)])
     assert code == 2
-    assert "accounts.office.port" in stderr
+    assert "accounts.office.port" in capsys.readouterr().err
+
+
+def test_missing_account_options_are_named(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["sip", "call", "100"]) == 2
+    assert "account" in capsys.readouterr().err
+    assert cli_main(["sip", "call", "100", "--server", "h:99999", "--username", "u"]) == 2
+    assert "server" in capsys.readouterr().err
 
 
 @pytest.mark.peers

@@ -289,3 +289,17 @@ async def test_silent_far_end_is_hung_up_for_media_timeout(phone: Phone, tmp_pat
     assert call.state is CallState.ended
     assert call.cause is CallCause.media_timeout
     assert call.talk_seconds > 0
+
+
+async def test_call_over_tcp_keeps_one_connection(phone: Phone, tmp_path: Path) -> None:
+    async with peers.sipp("auth_401", tmp_path, rtp_echo=True, transport="tcp") as peer:
+        call = await phone.call(account_for(peer, transport="tcp"), "over-tcp")
+        assert await asyncio.wait_for(call.wait_answered(), 10)
+        await asyncio.sleep(0.3)
+        call.hangup()
+        await asyncio.wait_for(call.wait_ended(), 10)
+        assert await peer.finished() == 0, peer.errors()
+    # INVITE, ACK (of the 401), INVITE with credentials, ACK and BYE on one TCP connection.
+    assert phone.endpoint.transports.statistics.connections_opened == 1
+    assert "Via: SIP/2.0/TCP" in peer.received_requests("BYE")[0]
+    assert call.statistics.packets_received > 0

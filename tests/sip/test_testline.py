@@ -92,3 +92,11 @@ async def test_dtmf_we_send_reaches_the_line(test_line: TestLine, phone: Phone) 
     await asyncio.wait_for(call.wait_ended(), 5)
     (line_side,) = test_line.answered_calls
     assert line_side.dtmf_received == ["1", "2", "#"]
+
+
+async def test_an_account_without_registration_is_not_registered(
+    test_line: TestLine, phone: Phone
+) -> None:
+    registration = await asyncio.wait_for(phone.register(test_line.account()), 10)
+    assert not registration.registered
+    assert registration.successes == registration.failures == 0

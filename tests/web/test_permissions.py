@@ -62,6 +62,11 @@ EXPECTED_ACCESS: dict[str, frozenset[str]] = {
     "POST /api/calls/{id:int}/hold": SIGNED_IN,
     "POST /api/calls/{id:int}/dtmf": SIGNED_IN,
     "GET /api/calls/{id:int}/recording": SIGNED_IN,
+    "GET /api/library/calls": SIGNED_IN,
+    "GET /api/calls/{id:int}/transcript": SIGNED_IN,
+    "POST /api/calls/{id:int}/review": STAFF,
+    "POST /api/calls/{id:int}/transcription": STAFF,
+    "GET /api/transcription/status": STAFF,
     "GET /api/statuses": SIGNED_IN,
     "GET /api/users": ADMINS,
     "POST /api/users": ADMINS,
@@ -105,6 +110,7 @@ def sample_body(endpoint: Endpoint, login: str) -> dict[str, object] | None:
         "POST /api/users/{id:int}/reset-password": {"password": "another long password"},
         "POST /api/teams": {"name": f"Team {uuid.uuid4().hex[:8]}"},
         "PUT /api/allow-lists/{role}": {"networks": []},
+        "POST /api/calls/{id:int}/review": {"score": 4, "note": "Good opening"},
     }
     return samples[endpoint.name]
 

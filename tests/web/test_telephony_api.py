@@ -235,6 +235,7 @@ async def test_without_a_call_service_calls_are_unavailable(app: Starlette, peop
         assert (await operator.get("/api/calls/current")).json() == {"current_call": None}
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_an_account_that_cannot_register_is_a_trunk_down(
     app: Starlette, web_settings: WebSettings, people: People, tmp_path: Path

@@ -13,6 +13,7 @@ import { ContactCard } from "./views/contact-card.js";
 import { AfterCallForm } from "./views/after-call.js";
 import { SelfTest } from "./views/self-test.js";
 import { HelpOverlay } from "./views/help.js";
+import { LibraryView, PlayerView } from "./library.js";
 
 const AUDIO_LEG_KEY = "dialer.audio-leg";
 const byId = (id) => document.getElementById(id);
@@ -123,6 +124,10 @@ class App {
     this.contacts = new ContactsView(this);
     this.card = new ContactCard(this);
     this.selfTest = new SelfTest(this);
+    if (this.library) this.library.unmount();
+    if (this.player) this.player.unmount();
+    this.library = new LibraryView(this);
+    this.player = new PlayerView(this);
   }
 
   showLogin() {
@@ -220,12 +225,21 @@ class App {
       if (current) link.setAttribute("aria-current", "page");
       else link.removeAttribute("aria-current");
     }
+    this.library.unmount();
+    this.player.unmount();
     if (path === "/self-test") {
       this.openContactId = null;
       this.selfTest.mount(this.main);
       return;
     }
     this.selfTest.unmount();
+    const player = /^\/calls\/(\d+)\/player$/.exec(path);
+    if (path === "/library" || player) {
+      this.openContactId = null;
+      if (player) this.player.mount(this.main, Number(player[1]));
+      else this.library.mount(this.main);
+      return;
+    }
     this.showListLayout();
     const match = /^\/contacts\/(\d+)$/.exec(path);
     if (match) {
