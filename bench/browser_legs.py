@@ -104,6 +104,10 @@ async def make_operators(settings: Settings, count: int) -> list[Actor]:
     return actors
 
 
+def progress(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 def percentile(values: list[float], share: float) -> float:
     return float(np.percentile(np.array(values), share)) * 1000 if values else float("nan")
 
@@ -134,6 +138,7 @@ async def run(legs_wanted: int, seconds: float, record: bool) -> dict[str, Any]:
             argon2_parallelism=1,
         )
         actors = await make_operators(settings, legs_wanted)
+        progress(f"{len(actors)} operators made")
         engine = create_engine(settings.database_url)
         service = await CallService.start(
             settings,
@@ -150,6 +155,7 @@ async def run(legs_wanted: int, seconds: float, record: bool) -> dict[str, Any]:
             legs.append(Leg(live.call_id, bridge))
             if index % 50 == 49:
                 await asyncio.sleep(0.5)  # a realistic call setup rate
+        progress(f"{len(legs)} calls placed")
         # Wait for every call to be answered, then hook the measurements on.
         deadline = loop.time() + 60
         while loop.time() < deadline:
@@ -161,6 +167,7 @@ async def run(legs_wanted: int, seconds: float, record: bool) -> dict[str, Any]:
             live_call = service._live_by_id[leg.call_id]
             assert live_call.sip_call is not None
             instrument(leg, live_call.sip_call.audio, loop)
+        progress("all answered, measuring")
         stop = asyncio.Event()
         tasks = [loop.create_task(browser(leg, stop, loop)) for leg in legs]
         await asyncio.sleep(2.0)  # settle

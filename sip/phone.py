@@ -180,13 +180,13 @@ class Call:
         self.dtmf_received: list[str] = []
         self.placed_at = self._loop.time()
         self.answered_at: float | None = None
+        self._resumed_at: float | None = None
         self.ended_at: float | None = None
         self.started_wall_clock = time.time()
         self._history: list[CallEvent] = []
         self._new_event: asyncio.Future[None] = self._loop.create_future()
         self._answered: asyncio.Future[bool] = self._loop.create_future()
         self._ended: asyncio.Future[None] = self._loop.create_future()
-        self._media_timer: asyncio.TimerHandle | None = None
         self._remove_dtmf_listener = audio.add_dtmf_listener(self._on_rtp_dtmf)
         self.media_timeout = account.media_timeout if account is not None else 30.0
 
@@ -272,6 +272,8 @@ class Call:
         except ValueError as error:
             logger.warning("call %s: cannot send media there: %s", self.key, error)
             return
+        if self.on_hold and not media.on_hold:
+            self._resumed_at = self._loop.time()  # silence during the hold does not count
         self.on_hold = media.on_hold
         self.audio.set_hold(not media.we_send)
 
@@ -290,7 +292,7 @@ class Call:
             self.sip_code = 200
             self.reason = "OK"
             self._apply_remote_sdp(event.remote_sdp)
-            self._arm_media_check()
+            self._phone._watch_media(self)
             self._record(event)
             if not self._answered.done():
                 self._answered.set_result(True)
@@ -329,9 +331,6 @@ class Call:
             self.sip_code = None
         self.reason = event.reason or self.reason
         self.hung_up_by = event.hung_up_by
-        if self._media_timer is not None:
-            self._media_timer.cancel()
-            self._media_timer = None
         self._remove_dtmf_listener()
         self._record(event)
         if not self._answered.done():
@@ -341,20 +340,14 @@ class Call:
         # Let the last frames reach the taps and frames() consumers, then free the port.
         self._loop.call_later(0.1, self.audio.close)
 
-    def _arm_media_check(self) -> None:
-        if self._media_timer is None and self.media_timeout > 0:
-            self._media_timer = self._loop.call_later(MEDIA_CHECK_INTERVAL, self._check_media)
-
-    def _check_media(self) -> None:
-        self._media_timer = None
-        if self._ended.done():
-            return
-        idle = self.audio.media_idle_seconds(self._loop.time())
-        if not self.on_hold and idle >= self.media_timeout:
-            logger.info("call %s: no RTP for %.1f s, hanging up", self.key, idle)
-            self.hangup(CallCause.media_timeout)
-            return
-        self._arm_media_check()
+    def _media_silent(self, now: float) -> bool:
+        """True when an answered, not held call got no RTP for ``media_timeout`` seconds."""
+        if self._ended.done() or self.on_hold or self.media_timeout <= 0:
+            return False
+        idle = self.audio.media_idle_seconds(now)
+        if self._resumed_at is not None:
+            idle = min(idle, now - self._resumed_at)
+        return idle >= self.media_timeout
 
 
 IncomingCallHandler = Callable[[IncomingCall], None]
@@ -374,6 +367,8 @@ class Phone:
         self._registered_accounts: dict[str, Account] = {}
         self.incoming_call_handler: IncomingCallHandler | None = None
         self.closed = False
+        self._watched: dict[str, Call] = {}
+        self._media_watch: asyncio.TimerHandle | None = None
         if config.accept_calls:
             endpoint.incoming_call_listener = self._on_incoming_call
 
@@ -494,6 +489,29 @@ class Phone:
 
     def _forget(self, call: Call) -> None:
         self.calls.pop(call.key, None)
+        self._watched.pop(call.key, None)
+
+    def _watch_media(self, call: Call) -> None:
+        """Check the call for RTP silence (one timer for all calls of the phone)."""
+        self._watched[call.key] = call
+        if self._media_watch is None and not self.closed:
+            loop = asyncio.get_running_loop()
+            self._media_watch = loop.call_later(MEDIA_CHECK_INTERVAL, self._check_media)
+
+    def _check_media(self) -> None:
+        self._media_watch = None
+        if self.closed:
+            return
+        now = asyncio.get_running_loop().time()
+        for call in list(self._watched.values()):
+            if call._media_silent(now):
+                logger.info("call %s: no RTP for %.1f s, hanging up", call.key, call.media_timeout)
+                self._watched.pop(call.key, None)
+                call.hangup(CallCause.media_timeout)
+        if self._watched:
+            self._media_watch = asyncio.get_running_loop().call_later(
+                MEDIA_CHECK_INTERVAL, self._check_media
+            )
 
     # -- closing ----------------------------------------------------------------------------------
 
@@ -502,6 +520,9 @@ class Phone:
         if self.closed:
             return
         self.closed = True
+        if self._media_watch is not None:
+            self._media_watch.cancel()
+            self._media_watch = None
         for call in list(self.calls.values()):
             call.hangup()
         for call in list(self.calls.values()):

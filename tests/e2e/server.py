@@ -50,7 +50,7 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def console(self) -> str:
-        """Everything the server wrote to its console (standard output and error)."""
+        """Everything the server wrote to its standard error (its console and log)."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     async def stop(self, seconds: float = 20.0) -> int:
@@ -86,7 +86,7 @@ async def start_server(
     environment.update(environ or {})
     for _ in range(3):
         port = free_tcp_port()
-        with log_path.open("ab") as log:
+        with log_path.open("ab") as log, log_path.with_suffix(".stdout").open("ab") as output:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -97,7 +97,7 @@ async def start_server(
                 cwd=REPOSITORY,
                 env=environment,
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
+                stdout=output,
                 stderr=log,
             )
         server = ServerProcess(process, port, log_path)

