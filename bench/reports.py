@@ -9,8 +9,8 @@ made by ``upgrade_database``:
    ``copy_records_to_table``). One operator per 100 000 calls (at least 10), twelve to a team;
    weekdays busier than weekends; hours 08-21 Moscow with a late-morning peak; 40 % answered
    (talk time log-normal, median ~80 s), 35 % unanswered, 25 % failed by cause; outcomes by result.
-2. The rollups are built with ``dialer.reports.rebuild_call_volume`` day by day (the calls were
-   written past the ORM, as a bulk load would be).
+2. The rollups are built with ``dialer.reports.rebuild_call_volume``, eight days per
+   transaction (the calls were written past the ORM, as a bulk load would be).
 3. ``--reports`` reports (default 60) through ``dialer.reports.build_daily_report``, each in its
    own session: random ranges (1, 7, 31, 92 or 365 days; mostly short), zones (Europe/Moscow or
    UTC) and viewers (admin for everyone, admin for one team, a supervisor, an operator).
@@ -67,6 +67,8 @@ TEAM_SIZE = 12
 NO_LOGIN_HASH = "!"
 SQLITE_BATCH = 200_000
 CHUNK_DAYS = 10
+# Rollups are rebuilt one aligned eight-day period per transaction.
+REBUILD_HOURS = 192
 RANGE_DAYS = (1, 7, 31, 92, 365)
 RANGE_WEIGHTS = (0.35, 0.3, 0.2, 0.1, 0.05)
 FAILURE_CAUSES = ("busy", "congestion", "invalid_number", "unavailable", "declined", "timeout")
@@ -326,10 +328,10 @@ async def build_rollups(sessions: async_sessionmaker[AsyncSession]) -> float:
     started = time.perf_counter()
     first = epoch_hour(datetime.combine(LAST_DAY - timedelta(days=DAYS), datetime.min.time(), UTC))
     end = epoch_hour(datetime.combine(LAST_DAY + timedelta(days=2), datetime.min.time(), UTC))
-    first -= first % 24
-    for day_start in range(first, end, 24):
+    first -= first % REBUILD_HOURS
+    for chunk_start in range(first, end, REBUILD_HOURS):
         async with sessions() as session:
-            await rebuild_call_volume(session, day_start, day_start + 24)
+            await rebuild_call_volume(session, chunk_start, chunk_start + REBUILD_HOURS)
             await session.commit()
     return time.perf_counter() - started
 

@@ -2,8 +2,8 @@
 
 Every call is set up through SIP on loopback, held for ``--seconds`` while both directions are
 recorded to disk (``recordings.wav_writer.StereoRecorder`` fed from the audio tap, flushed
-every ``RECORDING_FLUSH_SECONDS``), then hung up. One SIPp process per ``CALLS_PER_SIPP`` calls (SIPp echoes on one socket and thread per
-process). One JSON line per run::
+every ``RECORDING_FLUSH_SECONDS``), then hung up. One SIPp process per ``CALLS_PER_SIPP``
+calls (SIPp echoes on one socket and thread per process). One JSON line per run::
 
     {"impl": "dialer", "calls": 1000, "cpu_cores": 2, "cpu_ms_per_call_second": ...,
      "send_interval_p50_ms": ..., "send_interval_p99_ms": ..., "received_ratio": ...,

@@ -14,9 +14,7 @@ Hierarchy::
     │   ├── NoFreePortError              no even RTP port free in the configured range
     │   └── StreamClosedError            the audio stream was used after close()
     ├── AccountConfigError               an account setting is missing or wrong (.field, .problem)
-    ├── DialPlanError                    unknown dial plan rule, or a number we cannot dial
-    └── TransportError                   a socket or connection failed (sip.transport)
-        └── CertificateError             the TLS peer's certificate did not verify
+    └── DialPlanError                    unknown dial plan rule, or a number we cannot dial
 
 Owners of other ``sip`` modules append their own small classes at the end of this file, each
 with a docstring, and extend the drawing above.
@@ -92,11 +90,3 @@ class AccountConfigError(SipError):
 
 class DialPlanError(SipError):
     """A dial plan rule we do not know, or a target that cannot become a Request-URI."""
-
-
-class TransportError(SipError):
-    """Sending or receiving on a SIP socket or connection failed."""
-
-
-class CertificateError(TransportError):
-    """The TLS server's certificate did not verify (untrusted, expired, wrong host name)."""

@@ -45,6 +45,7 @@ API_MODULES: tuple[str, ...] = (
     "web.api.telephony",
     "web.api.recordings",
     "web.api.library",
+    "web.api.reports",
 )
 
 # Modules exposing ``routes(app: Starlette) -> Sequence[BaseRoute]`` (UI, websockets, ...);

@@ -2,9 +2,10 @@
 
 ``import_contacts(session, actor, source, options)`` reads the file row by row (see
 ``reading``), maps its columns (``mapping``), turns each row into contact data (``rows``) and
-writes in batches of ``options.batch_size`` rows: one query per batch finds which of the batch's
-phones already belong to contacts, new contacts go in with one multi-row INSERT (their phones
-with another), merges update the loaded contacts. The search index follows by itself (SQLite
+writes in batches of ``options.batch_size`` rows: two indexed queries per batch find which of
+the batch's phones already belong to contacts, new contacts go in with one multi-row INSERT
+(their phones with another), merges update the loaded contacts; the next batch is parsed while
+one is being written. The search index follows by itself (SQLite
 triggers, PostgreSQL trigram index on ``search_text``, which is filled the way
 ``dialer.contacts`` fills it).
 
@@ -121,6 +122,8 @@ async def import_contacts(
     with open_table(source) as table:
         rows = table.rows()
         head = list(islice(rows, _HEADER_SEARCH_ROWS))
+        while all(row.is_empty for row in head) and (more := list(islice(rows, 100))):
+            head.extend(more)  # a sheet that starts far down
         try:
             header_index = find_header_row(head)
         except ValueError:

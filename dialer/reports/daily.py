@@ -26,27 +26,24 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import ColumnElement, and_, false, or_, select
+from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.actors import Actor
 from dialer.models import Call, ContactStatus, User
 from dialer.reports import histogram
 from dialer.reports.errors import ReportRangeInvalid
-from dialer.reports.grid import (
-    SECONDS_PER_HOUR,
-    Piece,
-    children,
-    epoch_hour,
-    hour_start,
-    pieces,
-)
-from dialer.reports.models import ALL_OPERATORS, NO_OPERATOR, CallVolumeRollup, Dimension
-from dialer.reports.rollup import FAILED_STATES, refresh_call_volume
+from dialer.reports.grid import SECONDS_PER_HOUR, Piece, epoch_hour, hour_start, pieces
+from dialer.reports.models import ALL_OPERATORS, NO_OPERATOR, Dimension
+from dialer.reports.rollup import FAILED_STATES, ROLLUP_TABLE, refresh_call_volume
 from dialer.reports.settings import DEFAULT_REPORT_TIMEZONE, resolve_timezone
 
 MAX_REPORT_DAYS = 400
 HOURS_PER_DAY = 24
+# The hour-of-day breakdown reads hour rows and per-UTC-hour rows of these grains only.
+HOUR_BREAKDOWN_GRAINS = (1, 24, 192)
+# Periods of one grain this close are read with one range scan.
+RUN_GAP_PERIODS = 8
 
 
 @dataclass(frozen=True)
@@ -118,76 +115,57 @@ class DailyReport:
 
 # Figures of many rows (rollup rows or single calls), added up per group with numpy ------------
 
-
-@dataclass
-class _Figures:
-    calls: list[int] = field(default_factory=list)
-    answered: list[int] = field(default_factory=list)
-    failed: list[int] = field(default_factory=list)
-    talk_count: list[int] = field(default_factory=list)
-    talk_milliseconds: list[int] = field(default_factory=list)
-    ring_count: list[int] = field(default_factory=list)
-    ring_milliseconds: list[int] = field(default_factory=list)
-    histograms: list[bytes] = field(default_factory=list)
-
-    def append(self, values: Sequence[Any], blob: bytes) -> None:
-        self.calls.append(values[0])
-        self.answered.append(values[1])
-        self.failed.append(values[2])
-        self.talk_count.append(values[3])
-        self.talk_milliseconds.append(values[4])
-        self.ring_count.append(values[5])
-        self.ring_milliseconds.append(values[6])
-        self.histograms.append(blob)
-
-
-def _summarise(figures: _Figures, groups: Sequence[int], group_count: int) -> list[Metrics]:
-    """Metrics of each group; ``groups[i]`` is the group of row i."""
-    if group_count == 0:
-        return []
-    owners = np.asarray(groups, dtype=np.int64)
-
-    def total(column: list[int]) -> list[int]:
-        if not column:
-            return [0] * group_count
-        sums = np.bincount(owners, weights=np.asarray(column, np.float64), minlength=group_count)
-        return [round(value) for value in sums.tolist()]
-
-    calls, answered, failed = total(figures.calls), total(figures.answered), total(figures.failed)
-    talk_count, talk_ms = total(figures.talk_count), total(figures.talk_milliseconds)
-    ring_count, ring_ms = total(figures.ring_count), total(figures.ring_milliseconds)
-    medians = histogram.grouped_medians(figures.histograms, owners, group_count)
-    return [
-        Metrics(
-            calls=calls[index],
-            answered=answered[index],
-            failed=failed[index],
-            talk_count=talk_count[index],
-            talk_seconds_total=talk_ms[index] / 1000,
-            talk_seconds_median=medians[index],
-            ring_count=ring_count[index],
-            ring_seconds_total=ring_ms[index] / 1000,
-        )
-        for index in range(group_count)
-    ]
+# Key of a breakdown line while counting: day index, hour, operator key, outcome, cause.
+GroupKey = int | str | None
+MEASURE_COUNT = 7  # calls, answered, failed, talk_count, talk_ms, ring_count, ring_ms
 
 
 class _Grouper:
-    """Rows sorted into groups by key, for one breakdown."""
+    """Rows of one breakdown: a key, the seven measures and a talk histogram per row."""
 
     def __init__(self) -> None:
-        self.figures = _Figures()
-        self.groups: list[int] = []
-        self.index: dict[Any, int] = {}
+        self.keys: list[GroupKey] = []
+        self.measures: list[Sequence[int]] = []
+        self.histograms: list[bytes] = []
 
-    def add(self, key: Any, values: Sequence[Any], blob: bytes) -> None:
-        group = self.index.setdefault(key, len(self.index))
-        self.groups.append(group)
-        self.figures.append(values, blob)
+    def add(self, key: GroupKey, measures: Sequence[int], blob: bytes) -> None:
+        self.keys.append(key)
+        self.measures.append(measures)
+        self.histograms.append(blob)
 
-    def metrics(self) -> dict[Any, Metrics]:
-        summaries = _summarise(self.figures, self.groups, len(self.index))
-        return {key: summaries[group] for key, group in self.index.items()}
+    def extend(
+        self, keys: list[GroupKey], measures: list[Sequence[int]], blobs: list[bytes]
+    ) -> None:
+        self.keys.extend(keys)
+        self.measures.extend(measures)
+        self.histograms.extend(blobs)
+
+    def metrics(self) -> dict[GroupKey, Metrics]:
+        index: dict[GroupKey, int] = {}
+        groups = np.fromiter(
+            (index.setdefault(key, len(index)) for key in self.keys), np.int64, len(self.keys)
+        )
+        if not index:
+            return {}
+        matrix = np.array(self.measures, dtype=np.float64).reshape(-1, MEASURE_COUNT)
+        sums = [
+            [round(value) for value in np.bincount(groups, matrix[:, column], len(index))]
+            for column in range(MEASURE_COUNT)
+        ]
+        medians = histogram.grouped_medians(self.histograms, groups, len(index))
+        return {
+            key: Metrics(
+                calls=sums[0][group],
+                answered=sums[1][group],
+                failed=sums[2][group],
+                talk_count=sums[3][group],
+                talk_seconds_total=sums[4][group] / 1000,
+                talk_seconds_median=medians[group],
+                ring_count=sums[5][group],
+                ring_seconds_total=sums[6][group] / 1000,
+            )
+            for key, group in index.items()
+        }
 
 
 # Scope -------------------------------------------------------------------------------------------
@@ -269,16 +247,19 @@ def _frame(query: DailyReportQuery) -> _Frame:
     return _Frame(zone, days, day_starts)
 
 
-def _constant_offset_pieces(frame: _Frame, first_hour: int, end_hour: int) -> list[Piece]:
-    """``pieces`` split further so that no piece spans a change of the zone's offset."""
+def _constant_offset_pieces(
+    frame: _Frame, first_hour: int, end_hour: int, grains: tuple[int, ...]
+) -> list[Piece]:
+    """``pieces`` of ``grains`` split further so no piece spans a change of the zone's offset."""
     result: list[Piece] = []
-    pending = list(reversed(pieces(first_hour, end_hour)))
+    pending = list(reversed(pieces(first_hour, end_hour, grains)))
     while pending:
         piece = pending.pop()
         if piece.grain > 1 and frame.offset_hours(piece.first_hour) != frame.offset_hours(
             piece.end_hour - 1
         ):
-            pending.extend(reversed(children(piece)))
+            smaller = tuple(grain for grain in grains if grain < piece.grain)
+            pending.extend(reversed(pieces(piece.first_hour, piece.end_hour, smaller)))
         else:
             result.append(piece)
     return result
@@ -287,35 +268,23 @@ def _constant_offset_pieces(frame: _Frame, first_hour: int, end_hour: int) -> li
 # Reading -----------------------------------------------------------------------------------------
 
 
-def _pieces_condition(chosen: Iterable[Piece]) -> ColumnElement[bool]:
+def _period_runs(chosen: Iterable[Piece]) -> list[tuple[int, int, int]]:
+    """``(grain, first period, last period)`` ranges covering the chosen periods; close periods
+    of a grain share one range (the few extra rows read are dropped after reading)."""
     by_grain: dict[int, list[int]] = {}
     for piece in chosen:
         by_grain.setdefault(piece.grain, []).append(piece.period)
-    if not by_grain:
-        return false()
-    return or_(
-        *(
-            and_(CallVolumeRollup.grain == grain, CallVolumeRollup.period.in_(periods))
-            for grain, periods in by_grain.items()
-        )
-    )
-
-
-ROLLUP_COLUMNS = (
-    CallVolumeRollup.grain,
-    CallVolumeRollup.period,
-    CallVolumeRollup.dimension,
-    CallVolumeRollup.operator_key,
-    CallVolumeRollup.dimension_value,
-    CallVolumeRollup.calls,
-    CallVolumeRollup.answered,
-    CallVolumeRollup.failed,
-    CallVolumeRollup.talk_count,
-    CallVolumeRollup.talk_milliseconds,
-    CallVolumeRollup.ring_count,
-    CallVolumeRollup.ring_milliseconds,
-    CallVolumeRollup.talk_histogram,
-)
+    runs: list[tuple[int, int, int]] = []
+    for grain, periods in sorted(by_grain.items()):
+        ordered = sorted(periods)
+        first = last = ordered[0]
+        for period in ordered[1:]:
+            if period - last > RUN_GAP_PERIODS:
+                runs.append((grain, first, last))
+                first = period
+            last = period
+        runs.append((grain, first, last))
+    return runs
 
 
 @dataclass
@@ -328,6 +297,70 @@ class _Breakdowns:
     causes: _Grouper = field(default_factory=_Grouper)
 
 
+# grain, period, dimension, operator_key, dimension_value, the measures, the histogram
+RollupRow = tuple[Any, ...]
+ROLLUP_COLUMNS = tuple(
+    ROLLUP_TABLE.c[name]
+    for name in (
+        "grain",
+        "period",
+        "dimension",
+        "operator_key",
+        "dimension_value",
+        "calls",
+        "answered",
+        "failed",
+        "talk_count",
+        "talk_milliseconds",
+        "ring_count",
+        "ring_milliseconds",
+        "talk_histogram",
+    )
+)
+MEASURES = slice(5, 5 + MEASURE_COUNT)
+HISTOGRAM = 5 + MEASURE_COUNT
+
+
+async def _rollup_rows(
+    session: AsyncSession,
+    chosen: Iterable[Piece],
+    dimensions: Sequence[int],
+    operator_keys: Sequence[int],
+) -> list[RollupRow]:
+    """Rollup rows of the chosen periods, dimensions and operator keys.
+
+    One range scan per (grain, run of periods) on the primary key (grain, dimension,
+    operator_key, period, ...) instead of a lookup per period.
+    """
+    wanted = set(chosen)
+    table = ROLLUP_TABLE.c
+    selects = [
+        select(*ROLLUP_COLUMNS).where(
+            table.grain == grain,
+            table.dimension.in_(dimensions),
+            table.operator_key.in_(operator_keys),
+            table.period.between(first, last),
+        )
+        for grain, first, last in _period_runs(wanted)
+    ]
+    if not selects:
+        return []
+    statement = selects[0] if len(selects) == 1 else union_all(*selects)
+    connection = await session.connection()
+    result = await connection.execute(statement)
+    return [tuple(row) for row in result if Piece(row[0], row[1]) in wanted]
+
+
+def _feed(grouper: _Grouper, keys: list[GroupKey], rows: Sequence[RollupRow]) -> None:
+    grouper.extend(keys, [row[MEASURES] for row in rows], [row[HISTOGRAM] for row in rows])
+
+
+async def _operator_keys(session: AsyncSession) -> list[int]:
+    """Every key of per-operator rows: each user, and calls without an operator."""
+    users = (await session.scalars(select(User.id))).all()
+    return [NO_OPERATOR, *users]
+
+
 async def _from_rollups(
     session: AsyncSession, frame: _Frame, scope: list[int] | None
 ) -> _Breakdowns:
@@ -336,55 +369,51 @@ async def _from_rollups(
     breakdowns = _Breakdowns()
     if scope is not None and not scope:
         return breakdowns
-    range_pieces = _constant_offset_pieces(frame, first_hour, end_hour)
-    offsets = {piece: frame.offset_hours(piece.first_hour) for piece in range_pieces}
+    summed = [ALL_OPERATORS] if scope is None else scope
+    range_pieces = pieces(first_hour, end_hour)
+
+    # Totals and operators.
+    operator_keys = await _operator_keys(session) if scope is None else scope
+    own = await _rollup_rows(session, range_pieces, (Dimension.TOTAL,), operator_keys)
+    _feed(breakdowns.operators, [row[3] for row in own], own)
+    counted = own
     if scope is None:
-        keys: ColumnElement[bool] = or_(
-            CallVolumeRollup.dimension == Dimension.TOTAL,
-            CallVolumeRollup.operator_key == ALL_OPERATORS,
-        )
-    else:
-        keys = CallVolumeRollup.operator_key.in_(scope)
-    result = await session.execute(
-        select(*ROLLUP_COLUMNS).where(_pieces_condition(range_pieces), keys)
+        counted = await _rollup_rows(session, range_pieces, (Dimension.TOTAL,), summed)
+    _feed(breakdowns.total, [None] * len(counted), counted)
+
+    # Outcomes and failure causes.
+    rows = await _rollup_rows(
+        session, range_pieces, (Dimension.OUTCOME, Dimension.FAILURE_CAUSE), summed
     )
-    for grain, period, dimension, operator_key, value, *figures, blob in result:
-        every = operator_key == ALL_OPERATORS
-        if dimension == Dimension.TOTAL:
-            if every or scope is not None:
-                breakdowns.total.add(None, figures, blob)
-                if grain == 1:
-                    local_hour = (period + offsets[Piece(1, period)]) % HOURS_PER_DAY
-                    breakdowns.hours.add(local_hour, figures, blob)
-            if not every:
-                breakdowns.operators.add(operator_key, figures, blob)
-        elif dimension == Dimension.OUTCOME:
-            breakdowns.outcomes.add(value or None, figures, blob)
-        elif dimension == Dimension.FAILURE_CAUSE:
-            breakdowns.causes.add(value or None, figures, blob)
-        elif dimension == Dimension.UTC_HOUR:
-            local_hour = (int(value) + offsets[Piece(grain, period)]) % HOURS_PER_DAY
-            breakdowns.hours.add(local_hour, figures, blob)
+    outcomes = [row for row in rows if row[2] == Dimension.OUTCOME]
+    causes = [row for row in rows if row[2] == Dimension.FAILURE_CAUSE]
+    _feed(breakdowns.outcomes, [row[4] or None for row in outcomes], outcomes)
+    _feed(breakdowns.causes, [row[4] or None for row in causes], causes)
+
+    # Hours of the day: hour rows, and per-UTC-hour rows of whole days and eight-day periods.
+    hour_pieces = _constant_offset_pieces(frame, first_hour, end_hour, HOUR_BREAKDOWN_GRAINS)
+    offsets = {piece: frame.offset_hours(piece.first_hour) for piece in hour_pieces}
+    single = [piece for piece in hour_pieces if piece.grain == 1]
+    longer = [piece for piece in hour_pieces if piece.grain > 1]
+    rows = [
+        *await _rollup_rows(session, single, (Dimension.TOTAL,), summed),
+        *await _rollup_rows(session, longer, (Dimension.UTC_HOUR,), summed),
+    ]
+    hours: list[GroupKey] = [
+        ((row[1] if row[0] == 1 else int(row[4])) + offsets[Piece(row[0], row[1])]) % HOURS_PER_DAY
+        for row in rows
+    ]
+    _feed(breakdowns.hours, hours, rows)
+
+    # Days: each local day cut into its own aligned periods.
     day_of_piece: dict[Piece, int] = {}
     for index in range(len(frame.days)):
         day_first = epoch_hour(frame.day_starts[index])
         day_end = epoch_hour(frame.day_starts[index + 1])
         for piece in pieces(day_first, day_end):
             day_of_piece[piece] = index
-    day_keys = (
-        CallVolumeRollup.operator_key == ALL_OPERATORS
-        if scope is None
-        else CallVolumeRollup.operator_key.in_(scope)
-    )
-    result = await session.execute(
-        select(*ROLLUP_COLUMNS).where(
-            _pieces_condition(day_of_piece),
-            CallVolumeRollup.dimension == Dimension.TOTAL,
-            day_keys,
-        )
-    )
-    for grain, period, _dimension, _operator, _value, *figures, blob in result:
-        breakdowns.days.add(day_of_piece[Piece(grain, period)], figures, blob)
+    rows = await _rollup_rows(session, day_of_piece, (Dimension.TOTAL,), summed)
+    _feed(breakdowns.days, [day_of_piece[Piece(row[0], row[1])] for row in rows], rows)
     return breakdowns
 
 
@@ -476,7 +505,10 @@ async def build_daily_report(
         ReportLine(hour, f"{hour:02d}:00", by_hour.get(hour, Metrics()))
         for hour in range(HOURS_PER_DAY)
     ]
-    by_operator = breakdowns.operators.metrics()
+    by_operator = {
+        key if isinstance(key, int) else NO_OPERATOR: metrics
+        for key, metrics in breakdowns.operators.metrics().items()
+    }
     names = await _operator_labels(session, by_operator)
     operators = sorted(
         (
@@ -493,7 +525,7 @@ async def build_daily_report(
     labels = await _outcome_labels(session)
     outcomes = sorted(
         (
-            ReportLine(key, labels.get(key, key) if key else "", metrics)
+            ReportLine(key, labels.get(key, key) if isinstance(key, str) else "", metrics)
             for key, metrics in breakdowns.outcomes.metrics().items()
             if metrics.calls
         ),
@@ -501,7 +533,7 @@ async def build_daily_report(
     )
     causes = sorted(
         (
-            ReportLine(key, key or "", metrics)
+            ReportLine(key, key if isinstance(key, str) else "", metrics)
             for key, metrics in breakdowns.causes.metrics().items()
             if metrics.calls
         ),

@@ -38,12 +38,13 @@ def hour_start(hour: int) -> datetime:
     return datetime.fromtimestamp(hour * SECONDS_PER_HOUR, UTC)
 
 
-def pieces(first_hour: int, end_hour: int) -> list[Piece]:
-    """Aligned periods exactly covering the hours ``[first_hour, end_hour)``."""
+def pieces(first_hour: int, end_hour: int, grains: tuple[int, ...] = GRAIN_HOURS) -> list[Piece]:
+    """Aligned periods of ``grains`` (which must include 1) exactly covering the hours
+    ``[first_hour, end_hour)``."""
     result: list[Piece] = []
     hour = first_hour
     while hour < end_hour:
-        for grain in reversed(GRAIN_HOURS):
+        for grain in sorted(grains, reverse=True):
             if hour % grain == 0 and hour + grain <= end_hour:
                 result.append(Piece(grain, hour // grain))
                 hour += grain

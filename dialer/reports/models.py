@@ -53,7 +53,11 @@ class CallVolumeRollup(Base):
     # dialer.reports.histogram encoding; empty for FAILURE_CAUSE rows.
     talk_histogram: Mapped[bytes] = mapped_column(LargeBinary)
 
-    __table_args__ = (Index("ix_call_volume_rollup_grain_period", "grain", "period"),)
+    # SQLite keeps the rows in primary-key order (WITHOUT ROWID): reports read key ranges.
+    __table_args__ = (
+        Index("ix_call_volume_rollup_grain_period", "grain", "period"),
+        {"sqlite_with_rowid": False},
+    )
 
 
 class CallVolumeDirtyHour(Base):

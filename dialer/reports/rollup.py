@@ -22,8 +22,21 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast as cast_type
 
-from sqlalchemy import ColumnElement, Integer, and_, cast, delete, func, insert, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Table,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.models import Call, CallState
@@ -41,8 +54,10 @@ FAILED_STATES = (CallState.FAILED.value, CallState.INTERRUPTED.value)
 # Any fixed number: the advisory lock key of rollup refreshes on PostgreSQL.
 REFRESH_LOCK_KEY = 7_310_042_101
 INSERT_BATCH = 5000
-SMALLEST_DIMENSION_3_GRAIN = 3
+# Per-UTC-hour rows (Dimension.UTC_HOUR) exist for days and eight-day periods.
+SMALLEST_DIMENSION_3_GRAIN = 24
 
+ROLLUP_TABLE = cast_type(Table, CallVolumeRollup.__table__)
 RollupKey = tuple[int, int, int, str]  # period, dimension, operator_key, dimension_value
 
 
@@ -193,7 +208,7 @@ def _add_call(
 
 
 async def _read_rows(
-    session: AsyncSession, grain: int, periods: Iterable[int]
+    session: AsyncSession, grain: int, periods: Iterable[int], dimension: int | None = None
 ) -> list[CallVolumeRollupRow]:
     table = CallVolumeRollup
     wanted = sorted(set(periods))
@@ -214,7 +229,11 @@ async def _read_rows(
                 table.ring_count,
                 table.ring_milliseconds,
                 table.talk_histogram,
-            ).where(table.grain == grain, table.period.in_(chunk))
+            ).where(
+                table.grain == grain,
+                table.period.in_(chunk),
+                *(() if dimension is None else (table.dimension == dimension,)),
+            )
         )
         rows.extend(CallVolumeRollupRow(*row) for row in result.all())  # type: ignore[call-arg]
     return rows
@@ -250,17 +269,24 @@ async def _replace_rows(
         for (period, dimension, operator_key, value), entry in figures.items()
     ]
     for start in range(0, len(values), INSERT_BATCH):
-        await session.execute(insert(CallVolumeRollup), values[start : start + INSERT_BATCH])
+        await session.execute(insert(ROLLUP_TABLE), values[start : start + INSERT_BATCH])
 
 
 def _parent_figures(
-    grain: int, child_grain: int, rows: Iterable[CallVolumeRollupRow]
+    grain: int,
+    child_grain: int,
+    rows: Iterable[CallVolumeRollupRow],
+    hour_rows: Iterable[CallVolumeRollupRow] = (),
 ) -> dict[RollupKey, Figures]:
+    """Rows of ``grain`` summed from the rows of the grain below; ``hour_rows`` (totals of
+    single hours) add the per-UTC-hour rows of a day."""
     figures: dict[RollupKey, Figures] = defaultdict(Figures)
     for row in rows:
         period = row.period * child_grain // grain
         figures[(period, row.dimension, row.operator_key, row.dimension_value)].add_row(row)
-        if child_grain < SMALLEST_DIMENSION_3_GRAIN and row.dimension == Dimension.TOTAL:
+    for row in hour_rows:
+        if row.dimension == Dimension.TOTAL:
+            period = row.period // grain
             hour_of_day = str(row.period % 24)
             figures[(period, Dimension.UTC_HOUR, row.operator_key, hour_of_day)].add_row(row)
     return figures
@@ -278,7 +304,13 @@ async def recompute_hours(session: AsyncSession, hours: Iterable[int]) -> None:
         pieces = {above for piece in pieces if (above := parent(piece)) is not None}
         child_periods = [child.period for piece in pieces for child in children(piece)]
         rows = await _read_rows(session, child_grain, child_periods)
-        figures = _parent_figures(grain, child_grain, rows)
+        hour_rows: list[CallVolumeRollupRow] = []
+        if grain == SMALLEST_DIMENSION_3_GRAIN:
+            day_hours = [
+                hour for piece in pieces for hour in range(piece.first_hour, piece.end_hour)
+            ]
+            hour_rows = await _read_rows(session, 1, day_hours, Dimension.TOTAL)
+        figures = _parent_figures(grain, child_grain, rows, hour_rows)
         await _replace_rows(session, grain, (piece.period for piece in pieces), figures)
 
 

@@ -399,3 +399,12 @@ async def test_a_row_the_csv_reader_cannot_take_is_reported_and_the_rest_importe
         (4, RowAction.CREATED),
     ]
     assert report.outcome_for_row(3).reason.startswith("unreadable CSV row")
+
+
+async def test_a_sheet_that_starts_far_down_is_found(
+    session_factory: Sessions, people: People
+) -> None:
+    sheet = ("\n" * 60 + "Name,Phone\nIvan,+79161234567\n").encode()
+    report = await run_import(session_factory, people.admin.actor, sheet, ImportOptions())
+    assert report.header_row == 61
+    assert [(row.row_number, row.action) for row in report.rows] == [(62, RowAction.CREATED)]

@@ -80,6 +80,9 @@ EXPECTED_ACCESS: dict[str, frozenset[str]] = {
     "PUT /api/allow-lists/{role}": ADMINS,
     "GET /api/audit": STAFF,
     "GET /api/audit/verify": ADMINS,
+    "GET /api/reports/daily": SIGNED_IN,
+    "GET /api/reports/daily.csv": SIGNED_IN,
+    "GET /api/reports/daily.xlsx": SIGNED_IN,
     "GET /api/openapi.json": EVERYONE,
 }
 

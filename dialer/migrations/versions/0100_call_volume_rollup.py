@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("ring_milliseconds", sa.BigInteger(), nullable=False),
         sa.Column("talk_histogram", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("grain", "dimension", "operator_key", "period", "dimension_value"),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("call_volume_rollup", schema=None) as batch_op:
         batch_op.create_index(

@@ -1,0 +1,167 @@
+"""``/api/reports/daily`` (JSON, CSV, XLSX) over HTTP as each role, on SQLite and PostgreSQL.
+
+The calls are the hand-built set of ``tests/dialer/test_reports.py`` (8 calls over two days:
+anna 4, boris 2 in team north; vera 2 in team south).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import openpyxl
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+
+from dialer.models import AuditEvent
+from tests.conftest import People
+from tests.dialer.test_reports import PLAN, person_of, place_call
+from tests.web.conftest import client_of
+
+RANGE = {"from": "2026-03-02", "to": "2026-03-03"}
+
+
+@pytest.fixture
+async def placed(session_factory: async_sessionmaker[AsyncSession], people: People) -> None:
+    async with session_factory() as session:
+        for plan in PLAN.values():
+            await place_call(session, person_of(people, plan.operator), plan)
+        await session.commit()
+
+
+async def exports(session_factory: async_sessionmaker[AsyncSession]) -> list[AuditEvent]:
+    async with session_factory() as session:
+        rows = await session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "report.export").order_by(AuditEvent.id)
+        )
+        return list(rows)
+
+
+async def test_each_role_reads_its_own_scope(app: Starlette, people: People, placed: None) -> None:
+    async with client_of(app, people.north_operator) as client:
+        response = await client.get("/api/reports/daily", params=RANGE)
+        assert response.status_code == 200, response.text
+        own = response.json()
+        # Naming another operator does not widen an operator's view.
+        other = await client.get(
+            "/api/reports/daily",
+            params={**RANGE, "operator_id": str(people.south_operator.user.id)},
+        )
+    assert own["total"]["calls"] == 4
+    assert own["total"]["talk_seconds_median"] == 60.0
+    assert [line["name"] for line in own["operators"]] == ["Anna"]
+    assert other.json()["total"]["calls"] == 0
+
+    async with client_of(app, people.north_supervisor) as client:
+        team = (await client.get("/api/reports/daily", params=RANGE)).json()
+    assert team["total"]["calls"] == 6
+    assert sorted(line["name"] for line in team["operators"]) == ["Anna", "Boris"]
+
+    async with client_of(app, people.admin) as client:
+        everyone = (await client.get("/api/reports/daily", params=RANGE)).json()
+        south = (
+            await client.get(
+                "/api/reports/daily",
+                params={**RANGE, "team_id": str(people.south_operator.user.team_id)},
+            )
+        ).json()
+    assert everyone["total"] == {
+        "calls": 8,
+        "answered": 5,
+        "answer_rate": 0.625,
+        "failed": 2,
+        "talk_seconds_total": 345.0,
+        "talk_seconds_average": 69.0,
+        "talk_seconds_median": 60.0,
+        "ring_seconds_total": 83.0,
+        "ring_seconds_average": round(83 / 7, 3),
+    }
+    assert [(day["day"], day["calls"]) for day in everyone["days"]] == [
+        ("2026-03-02", 5),
+        ("2026-03-03", 3),
+    ]
+    assert everyone["days"][1]["talk_seconds_median"] == 37.5
+    assert len(everyone["hours"]) == 24
+    assert everyone["hours"][9]["calls"] == 3
+    outcomes = {line["outcome"]: line["calls"] for line in everyone["outcomes"]}
+    assert outcomes == {"sale": 3, "not_interested": 2, "no_answer": 1, None: 2}
+    causes = {line["cause"]: line["failures"] for line in everyone["failure_causes"]}
+    assert causes == {"busy": 1, "invalid_number": 1}
+    assert south["total"]["calls"] == 2
+
+
+async def test_time_zone_and_invalid_queries(app: Starlette, people: People, placed: None) -> None:
+    async with client_of(app, people.admin) as client:
+        moscow = await client.get(
+            "/api/reports/daily", params={**RANGE, "timezone": "Europe/Moscow"}
+        )
+        assert [day["calls"] for day in moscow.json()["days"]] == [4, 4]
+        assert moscow.json()["timezone"] == "Europe/Moscow"
+        refused = {
+            "timezone": await client.get(
+                "/api/reports/daily", params={**RANGE, "timezone": "Nowhere/Land"}
+            ),
+            "to": await client.get(
+                "/api/reports/daily", params={"from": "2026-03-03", "to": "2026-03-02"}
+            ),
+            "from": await client.get("/api/reports/daily", params={"from": "03.02.2026"}),
+        }
+        default = await client.get("/api/reports/daily")
+    for field, response in refused.items():
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["field"] == field
+    assert default.status_code == 200
+    assert len(default.json()["days"]) == 7
+
+
+async def test_csv_and_xlsx_downloads_are_audited(
+    app: Starlette,
+    people: People,
+    placed: None,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with client_of(app, people.north_supervisor) as client:
+        response = await client.get(
+            "/api/reports/daily.csv", params={**RANGE, "timezone": "Europe/Moscow"}
+        )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    assert (
+        response.headers["content-disposition"]
+        == 'attachment; filename="calls-2026-03-02-2026-03-03.csv"'
+    )
+    assert response.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    days = {row["key"]: row["calls"] for row in rows if row["section"] == "day"}
+    assert days == {"2026-03-02": "4", "2026-03-03": "2"}
+
+    async with client_of(app, people.admin) as client:
+        workbook_response = await client.get("/api/reports/daily.xlsx", params=RANGE)
+    assert workbook_response.status_code == 200
+    workbook = openpyxl.load_workbook(io.BytesIO(workbook_response.content))
+    operators = {
+        row[1]: row[2] for row in workbook["Operators"].iter_rows(min_row=2, values_only=True)
+    }
+    assert operators == {"Anna": 4, "Boris": 2, "Vera": 2}
+
+    events = await exports(session_factory)
+    assert [(event.actor_user_id, event.summary["format"]) for event in events] == [
+        (people.north_supervisor.user.id, "csv"),
+        (people.admin.user.id, "xlsx"),
+    ]
+    assert events[0].target == "report:daily"
+    assert events[0].summary["timezone"] == "Europe/Moscow"
+    assert events[0].summary["calls"] == 6
+
+
+async def test_json_reads_are_not_audited(
+    app: Starlette,
+    people: People,
+    placed: None,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with client_of(app, people.admin) as client:
+        assert (await client.get("/api/reports/daily", params=RANGE)).status_code == 200
+    assert await exports(session_factory) == []
