@@ -22,11 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import select, union_all
+from sqlalchemy import ColumnElement, and_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.actors import Actor
@@ -147,7 +148,9 @@ class _Grouper:
         )
         if not index:
             return {}
-        matrix = np.array(self.measures, dtype=np.float64).reshape(-1, MEASURE_COUNT)
+        flat = chain.from_iterable(self.measures)
+        count = len(self.measures) * MEASURE_COUNT
+        matrix = np.fromiter(flat, np.float64, count).reshape(-1, MEASURE_COUNT)
         sums = [
             [round(value) for value in np.bincount(groups, matrix[:, column], len(index))]
             for column in range(MEASURE_COUNT)
@@ -268,22 +271,51 @@ def _constant_offset_pieces(
 # Reading -----------------------------------------------------------------------------------------
 
 
-def _period_runs(chosen: Iterable[Piece]) -> list[tuple[int, int, int]]:
-    """``(grain, first period, last period)`` ranges covering the chosen periods; close periods
-    of a grain share one range (the few extra rows read are dropped after reading)."""
+@dataclass(frozen=True)
+class _Run:
+    """Periods ``first..last`` of one grain to read; when ``residues`` is set, only those whose
+    position within their UTC day (``period % periods_per_day``) is listed."""
+
+    grain: int
+    first: int
+    last: int
+    residues: tuple[int, ...] = ()
+
+    def condition(self) -> ColumnElement[bool]:
+        table = ROLLUP_TABLE.c
+        condition = and_(table.grain == self.grain, table.period.between(self.first, self.last))
+        if self.residues:
+            per_day = HOURS_PER_DAY // self.grain
+            condition = and_(condition, (table.period % per_day).in_(self.residues))
+        return condition
+
+
+def _period_runs(chosen: Iterable[Piece]) -> list[_Run]:
+    """Ranges covering the chosen periods; close periods of a grain share one range, and a
+    grain smaller than a day is narrowed to the positions in the day it uses (the day
+    breakdown takes the same few periods of every day)."""
     by_grain: dict[int, list[int]] = {}
     for piece in chosen:
         by_grain.setdefault(piece.grain, []).append(piece.period)
-    runs: list[tuple[int, int, int]] = []
+    runs: list[_Run] = []
     for grain, periods in sorted(by_grain.items()):
         ordered = sorted(periods)
+        bounds: list[tuple[int, int]] = []
         first = last = ordered[0]
         for period in ordered[1:]:
             if period - last > RUN_GAP_PERIODS:
-                runs.append((grain, first, last))
+                bounds.append((first, last))
                 first = period
             last = period
-        runs.append((grain, first, last))
+        bounds.append((first, last))
+        for first, last in bounds:
+            residues: tuple[int, ...] = ()
+            if grain < HOURS_PER_DAY and last - first >= HOURS_PER_DAY // grain:
+                per_day = HOURS_PER_DAY // grain
+                used = sorted({period % per_day for period in ordered if first <= period <= last})
+                if len(used) < per_day:
+                    residues = tuple(used)
+            runs.append(_Run(grain, first, last, residues))
     return runs
 
 
@@ -336,19 +368,18 @@ async def _rollup_rows(
     table = ROLLUP_TABLE.c
     selects = [
         select(*ROLLUP_COLUMNS).where(
-            table.grain == grain,
             table.dimension.in_(dimensions),
             table.operator_key.in_(operator_keys),
-            table.period.between(first, last),
+            run.condition(),
         )
-        for grain, first, last in _period_runs(wanted)
+        for run in _period_runs(wanted)
     ]
     if not selects:
         return []
     statement = selects[0] if len(selects) == 1 else union_all(*selects)
     connection = await session.connection()
     result = await connection.execute(statement)
-    return [tuple(row) for row in result if Piece(row[0], row[1]) in wanted]
+    return [row for row in result.all() if (row[0], row[1]) in wanted]
 
 
 def _feed(grouper: _Grouper, keys: list[GroupKey], rows: Sequence[RollupRow]) -> None:

@@ -14,6 +14,7 @@ import { AfterCallForm } from "./views/after-call.js";
 import { SelfTest } from "./views/self-test.js";
 import { HelpOverlay } from "./views/help.js";
 import { LibraryView, PlayerView } from "./library.js";
+import { ReportsView } from "./reports.js";
 
 const AUDIO_LEG_KEY = "dialer.audio-leg";
 const byId = (id) => document.getElementById(id);
@@ -128,6 +129,8 @@ class App {
     if (this.player) this.player.unmount();
     this.library = new LibraryView(this);
     this.player = new PlayerView(this);
+    if (this.reports) this.reports.unmount();
+    this.reports = new ReportsView(this);
   }
 
   showLogin() {
@@ -227,6 +230,13 @@ class App {
     }
     this.library.unmount();
     this.player.unmount();
+    this.reports.unmount();
+    if (path === "/reports") {
+      this.openContactId = null;
+      this.selfTest.unmount();
+      this.reports.mount(this.main);
+      return;
+    }
     if (path === "/self-test") {
       this.openContactId = null;
       this.selfTest.mount(this.main);
