@@ -19,7 +19,7 @@ time of calls that rang.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast as cast_type
@@ -29,6 +29,7 @@ from sqlalchemy import (
     Integer,
     Table,
     and_,
+    bindparam,
     cast,
     delete,
     func,
@@ -54,6 +55,16 @@ FAILED_STATES = (CallState.FAILED.value, CallState.INTERRUPTED.value)
 # Any fixed number: the advisory lock key of rollup refreshes on PostgreSQL.
 REFRESH_LOCK_KEY = 7_310_042_101
 INSERT_BATCH = 5000
+MEASURE_COUNT = 7
+MEASURE_NAMES = (
+    "calls",
+    "answered",
+    "failed",
+    "talk_count",
+    "talk_milliseconds",
+    "ring_count",
+    "ring_milliseconds",
+)
 # Per-UTC-hour rows (Dimension.UTC_HOUR) exist for days and eight-day periods.
 SMALLEST_DIMENSION_3_GRAIN = 24
 
@@ -208,10 +219,15 @@ def _add_call(
 
 
 async def _read_rows(
-    session: AsyncSession, grain: int, periods: Iterable[int], dimension: int | None = None
+    session: AsyncSession,
+    grain: int,
+    periods: Iterable[int],
+    dimension: int | None = None,
+    operator_keys: Iterable[int] | None = None,
 ) -> list[CallVolumeRollupRow]:
     table = CallVolumeRollup
     wanted = sorted(set(periods))
+    keys = None if operator_keys is None else sorted(set(operator_keys))
     rows: list[CallVolumeRollupRow] = []
     for start in range(0, len(wanted), INSERT_BATCH):
         chunk = wanted[start : start + INSERT_BATCH]
@@ -233,6 +249,7 @@ async def _read_rows(
                 table.grain == grain,
                 table.period.in_(chunk),
                 *(() if dimension is None else (table.dimension == dimension,)),
+                *(() if keys is None else (table.operator_key.in_(keys),)),
             )
         )
         rows.extend(CallVolumeRollupRow(*row) for row in result.all())  # type: ignore[call-arg]
@@ -314,6 +331,145 @@ async def recompute_hours(session: AsyncSession, hours: Iterable[int]) -> None:
         await _replace_rows(session, grain, (piece.period for piece in pieces), figures)
 
 
+@dataclass
+class Delta:
+    """The change of one rollup row: measures and talk-histogram counts to add (may be < 0)."""
+
+    measures: list[int] = field(default_factory=lambda: [0] * MEASURE_COUNT)
+    bins: Counter[int] = field(default_factory=Counter)
+
+    def add(self, measures: Sequence[int], bins: Mapping[int, int], sign: int) -> None:
+        for index, value in enumerate(measures):
+            self.measures[index] += sign * value
+        for talk_bin, count in bins.items():
+            self.bins[talk_bin] += sign * count
+
+    def add_delta(self, other: Delta) -> None:
+        self.add(other.measures, other.bins, 1)
+
+    def is_zero(self) -> bool:
+        return not any(self.measures) and not any(self.bins.values())
+
+
+def _row_measures(row: CallVolumeRollupRow) -> list[int]:
+    return [
+        row.calls,
+        row.answered,
+        row.failed,
+        row.talk_count,
+        row.talk_milliseconds,
+        row.ring_count,
+        row.ring_milliseconds,
+    ]
+
+
+def _figures_measures(entry: Figures) -> list[int]:
+    return [
+        entry.calls,
+        entry.answered,
+        entry.failed,
+        entry.talk_count,
+        entry.talk_milliseconds,
+        entry.ring_count,
+        entry.ring_milliseconds,
+    ]
+
+
+def _key(row: CallVolumeRollupRow) -> RollupKey:
+    return (row.period, row.dimension, row.operator_key, row.dimension_value)
+
+
+async def _apply_deltas(session: AsyncSession, grain: int, deltas: dict[RollupKey, Delta]) -> None:
+    """Add ``deltas`` to the rows of ``grain`` (rows reaching zero calls are removed)."""
+    if not deltas:
+        return
+    current = {
+        _key(row): row
+        for row in await _read_rows(
+            session, grain, {key[0] for key in deltas}, operator_keys={key[2] for key in deltas}
+        )
+        if _key(row) in deltas
+    }
+    table = ROLLUP_TABLE.c
+    if current:
+        await session.execute(
+            delete(ROLLUP_TABLE).where(
+                table.grain == bindparam("b_grain"),
+                table.dimension == bindparam("b_dimension"),
+                table.operator_key == bindparam("b_operator_key"),
+                table.period == bindparam("b_period"),
+                table.dimension_value == bindparam("b_value"),
+            ),
+            [
+                {
+                    "b_grain": grain,
+                    "b_period": period,
+                    "b_dimension": dimension,
+                    "b_operator_key": operator_key,
+                    "b_value": value,
+                }
+                for period, dimension, operator_key, value in current
+            ],
+        )
+    values: list[dict[str, object]] = []
+    for key, delta in deltas.items():
+        total = Delta()
+        old = current.get(key)
+        if old is not None:
+            total.add(_row_measures(old), histogram.decode(old.talk_histogram), 1)
+        total.add_delta(delta)
+        if total.measures[0] <= 0:
+            continue
+        period, dimension, operator_key, value = key
+        values.append(
+            {
+                "grain": grain,
+                "period": period,
+                "dimension": dimension,
+                "operator_key": operator_key,
+                "dimension_value": value,
+                **dict(zip(MEASURE_NAMES, total.measures, strict=True)),
+                "talk_histogram": histogram.encode(
+                    {talk_bin: count for talk_bin, count in total.bins.items() if count > 0}
+                ),
+            }
+        )
+    for start in range(0, len(values), INSERT_BATCH):
+        await session.execute(insert(ROLLUP_TABLE), values[start : start + INSERT_BATCH])
+
+
+async def propagate_hours(session: AsyncSession, hours: Iterable[int]) -> None:
+    """Recompute the hour rows of ``hours`` from the calls and add the change to every bigger
+    period containing them."""
+    affected = sorted(set(hours))
+    if not affected:
+        return
+    old_rows = await _read_rows(session, 1, affected)
+    new_figures = await _hour_figures(session, affected)
+    hour_deltas: dict[RollupKey, Delta] = defaultdict(Delta)
+    for row in old_rows:
+        hour_deltas[_key(row)].add(_row_measures(row), histogram.decode(row.talk_histogram), -1)
+    for key, entry in new_figures.items():
+        hour_deltas[key].add(_figures_measures(entry), entry.talk_bins, 1)
+    changed = {key: delta for key, delta in hour_deltas.items() if not delta.is_zero()}
+    if not changed:
+        return
+    await _replace_rows(session, 1, affected, new_figures)
+    level = changed
+    for index in range(1, len(GRAIN_HOURS)):
+        grain, child_grain = GRAIN_HOURS[index], GRAIN_HOURS[index - 1]
+        above: dict[RollupKey, Delta] = defaultdict(Delta)
+        for (period, dimension, operator_key, value), delta in level.items():
+            above[(period * child_grain // grain, dimension, operator_key, value)].add_delta(delta)
+        if grain == SMALLEST_DIMENSION_3_GRAIN:
+            for (hour, dimension, operator_key, _value), delta in changed.items():
+                if dimension == Dimension.TOTAL:
+                    key = (hour // grain, Dimension.UTC_HOUR, operator_key, str(hour % 24))
+                    above[key].add_delta(delta)
+        level = {key: delta for key, delta in above.items() if not delta.is_zero()}
+        await _apply_deltas(session, grain, level)
+
+
 async def _dirty_hours(
     session: AsyncSession, first_hour: int, end_hour: int
 ) -> list[tuple[int, int]]:
@@ -346,7 +502,11 @@ async def _clear_markers(session: AsyncSession, markers: Sequence[tuple[int, int
 
 async def refresh_call_volume(session: AsyncSession, first_hour: int, end_hour: int) -> int:
     """Bring the rollups of the UTC hours ``[first_hour, end_hour)`` up to date (in the caller's
-    transaction; the caller commits). Returns how many dirty hours were recomputed."""
+    transaction; the caller commits). Returns how many dirty hours were recomputed.
+
+    Hour rows are recomputed from the calls; bigger periods get the difference between the new
+    and the old hour rows added (``propagate_hours``), which touches only the keys that changed.
+    """
     dirty = await _dirty_hours(session, first_hour, end_hour)
     if not dirty:
         return 0
@@ -355,7 +515,7 @@ async def refresh_call_volume(session: AsyncSession, first_hour: int, end_hour: 
         dirty = await _dirty_hours(session, first_hour, end_hour)
         if not dirty:
             return 0
-    await recompute_hours(session, [hour for hour, _ in dirty])
+    await propagate_hours(session, [hour for hour, _ in dirty])
     await _clear_markers(session, dirty)
     return len(dirty)
 

