@@ -46,11 +46,12 @@ API_MODULES: tuple[str, ...] = (
     "web.api.recordings",
     "web.api.library",
     "web.api.reports",
+    "web.api.floor",
 )
 
 # Modules exposing ``routes(app: Starlette) -> Sequence[BaseRoute]`` (UI, websockets, ...);
 # a module that does not exist yet is skipped, so areas can be added independently.
-ROUTE_MODULES: tuple[str, ...] = ("web.pages", "web.live", "web.audio_socket")
+ROUTE_MODULES: tuple[str, ...] = ("web.pages", "web.live", "web.audio_socket", "web.monitor_socket")
 
 
 def api_endpoints() -> list[Endpoint]:

@@ -35,7 +35,7 @@ from dialer.models import Call, ContactStatus, User
 from dialer.reports import histogram
 from dialer.reports.errors import ReportRangeInvalid
 from dialer.reports.grid import SECONDS_PER_HOUR, Piece, epoch_hour, hour_start, pieces
-from dialer.reports.models import ALL_OPERATORS, NO_OPERATOR, Dimension
+from dialer.reports.models import ALL_OPERATORS, NO_OPERATOR, Dimension, team_key
 from dialer.reports.rollup import FAILED_STATES, ROLLUP_TABLE, refresh_call_volume
 from dialer.reports.settings import DEFAULT_REPORT_TIMEZONE, resolve_timezone
 
@@ -178,26 +178,56 @@ async def _team_members(session: AsyncSession, team_id: int) -> list[int]:
     return list((await session.scalars(select(User.id).where(User.team_id == team_id))).all())
 
 
-async def operator_scope(
+@dataclass(frozen=True)
+class ReportScope:
+    """Whose calls a report counts: everyone's (with or without an operator), a team's current
+    members', or the listed operators'."""
+
+    everyone: bool = False
+    team_id: int | None = None
+    operators: tuple[int, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.everyone and self.team_id is None and not self.operators
+
+    def summed_keys(self) -> list[int]:
+        """Rollup keys whose rows add up to the scope's figures."""
+        if self.everyone:
+            return [ALL_OPERATORS]
+        if self.team_id is not None:
+            return [team_key(self.team_id)]
+        return list(self.operators)
+
+
+async def report_scope(
     session: AsyncSession, actor: Actor | None, operator_id: int | None, team_id: int | None
-) -> list[int] | None:
-    """The operator ids whose calls the report counts; None = every call (with or without an
-    operator)."""
+) -> ReportScope:
+    """What ``actor`` may count, narrowed by the filters (a filter outside what the actor may
+    see gives an empty scope, like the calls list)."""
     if actor is None or actor.is_admin:
         if team_id is None:
-            return None if operator_id is None else [operator_id]
-        members = await _team_members(session, team_id)
+            return (
+                ReportScope(everyone=True)
+                if operator_id is None
+                else ReportScope(operators=(operator_id,))
+            )
+        allowed_team = team_id
     elif actor.is_supervisor and actor.team_id is not None:
-        members = await _team_members(session, actor.team_id)
         if team_id is not None and team_id != actor.team_id:
-            members = []
+            return ReportScope()
+        allowed_team = actor.team_id
     else:
-        members = [actor.user_id]
-        if team_id is not None and team_id != actor.team_id:
-            members = []
+        if (team_id is not None and team_id != actor.team_id) or operator_id not in (
+            None,
+            actor.user_id,
+        ):
+            return ReportScope()
+        return ReportScope(operators=(actor.user_id,))
+    members = tuple(sorted(await _team_members(session, allowed_team)))
     if operator_id is not None:
-        members = [member for member in members if member == operator_id]
-    return sorted(set(members))
+        return ReportScope(operators=(operator_id,)) if operator_id in members else ReportScope()
+    return ReportScope(team_id=allowed_team, operators=members)
 
 
 # The time frame ----------------------------------------------------------------------------------
@@ -392,24 +422,20 @@ async def _operator_keys(session: AsyncSession) -> list[int]:
     return [NO_OPERATOR, *users]
 
 
-async def _from_rollups(
-    session: AsyncSession, frame: _Frame, scope: list[int] | None
-) -> _Breakdowns:
+async def _from_rollups(session: AsyncSession, frame: _Frame, scope: ReportScope) -> _Breakdowns:
     first_hour, end_hour = epoch_hour(frame.start), epoch_hour(frame.end)
     await refresh_call_volume(session, first_hour, end_hour)
     breakdowns = _Breakdowns()
-    if scope is not None and not scope:
+    if scope.empty:
         return breakdowns
-    summed = [ALL_OPERATORS] if scope is None else scope
+    summed = scope.summed_keys()
     range_pieces = pieces(first_hour, end_hour)
 
     # Totals and operators.
-    operator_keys = await _operator_keys(session) if scope is None else scope
+    operator_keys = await _operator_keys(session) if scope.everyone else list(scope.operators)
     own = await _rollup_rows(session, range_pieces, (Dimension.TOTAL,), operator_keys)
     _feed(breakdowns.operators, [row[3] for row in own], own)
-    counted = own
-    if scope is None:
-        counted = await _rollup_rows(session, range_pieces, (Dimension.TOTAL,), summed)
+    counted = await _rollup_rows(session, range_pieces, (Dimension.TOTAL,), summed)
     _feed(breakdowns.total, [None] * len(counted), counted)
 
     # Outcomes and failure causes.
@@ -448,10 +474,10 @@ async def _from_rollups(
     return breakdowns
 
 
-async def _from_calls(session: AsyncSession, frame: _Frame, scope: list[int] | None) -> _Breakdowns:
+async def _from_calls(session: AsyncSession, frame: _Frame, scope: ReportScope) -> _Breakdowns:
     """The same breakdowns counted call by call (zones with part-hour offsets)."""
     breakdowns = _Breakdowns()
-    if scope is not None and not scope:
+    if scope.empty:
         return breakdowns
     statement = select(
         Call.created_at,
@@ -463,8 +489,8 @@ async def _from_calls(session: AsyncSession, frame: _Frame, scope: list[int] | N
         Call.end_cause,
         Call.outcome,
     ).where(Call.created_at >= frame.start, Call.created_at < frame.end, Call.deleted_at.is_(None))
-    if scope is not None:
-        statement = statement.where(Call.operator_id.in_(scope))
+    if not scope.everyone:
+        statement = statement.where(Call.operator_id.in_(scope.operators))
     day_index = {day: index for index, day in enumerate(frame.days)}
     result = await session.stream(statement.execution_options(yield_per=10_000))
     async for created_at, operator_id, state, answered, talk, ring, cause, outcome in result:
@@ -519,7 +545,7 @@ async def build_daily_report(
     (the caller commits). Raises ReportRangeInvalid for a bad range or time zone.
     """
     frame = _frame(query)
-    scope = await operator_scope(session, actor, query.operator_id, query.team_id)
+    scope = await report_scope(session, actor, query.operator_id, query.team_id)
     from_rollups = frame.whole_hours()
     if from_rollups:
         breakdowns = await _from_rollups(session, frame, scope)
@@ -588,6 +614,7 @@ __all__ = [
     "DailyReportQuery",
     "Metrics",
     "ReportLine",
+    "ReportScope",
     "build_daily_report",
-    "operator_scope",
+    "report_scope",
 ]

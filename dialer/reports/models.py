@@ -5,9 +5,11 @@ report adds up, with a sparse talk-time histogram for medians. Periods are whole
 ``grain`` hours since the Unix epoch: ``period`` N of grain G covers the UTC hours
 ``[N*G, (N+1)*G)``. Grains are listed in ``dialer.reports.grid.GRAIN_HOURS``.
 
-Keys that stand for "everything": ``operator_key`` ``ALL_OPERATORS`` (-1) sums every operator
-(and calls without one), ``NO_OPERATOR`` (0) is calls without an operator. ``dimension`` says what
-``dimension_value`` means (``Dimension``).
+Keys that stand for more than one operator: ``operator_key`` ``ALL_OPERATORS`` (-1) sums every
+operator (and calls without one), ``team_key(team_id)`` (-1 - team id) sums the operators who were
+members of that team when the row was computed (``dialer.reports.tracking`` marks an operator's
+hours dirty when they change teams), ``NO_OPERATOR`` (0) is calls without an operator.
+``dimension`` says what ``dimension_value`` means (``Dimension``).
 
 ``CallVolumeDirtyHour`` names UTC hours whose calls changed after their rollup rows were made;
 ``generation`` grows with every change so a refresh that ran concurrently with a change does not
@@ -25,6 +27,11 @@ from dialer.models import Base
 
 ALL_OPERATORS = -1
 NO_OPERATOR = 0
+
+
+def team_key(team_id: int) -> int:
+    """The ``operator_key`` of a team's rows."""
+    return ALL_OPERATORS - team_id
 
 
 class Dimension(IntEnum):

@@ -1,11 +1,14 @@
 """Keeping ``call_volume_rollup`` equal to what the calls table says.
 
 Hour rows (grain 1) are computed from the calls of that UTC hour; every bigger period is the sum
-of the periods of the grain below it (``dialer.reports.grid``). When calls change,
-``dialer.reports.tracking`` marks their hours dirty; ``refresh_call_volume`` (run by every report
-before it reads, for the hours it covers) recomputes the dirty hours and every period containing
-them, then clears each marker only if its ``generation`` is still the one it read. A change
-committed while the refresh ran therefore leaves its marker for the next report.
+of the periods of the grain below it (``dialer.reports.grid``), and days and eight-day periods
+also hold per-UTC-hour rows. When calls change, ``dialer.reports.tracking`` marks their hours
+dirty; ``refresh_call_volume`` (run by every report before it reads, for the hours it covers)
+recomputes the dirty hours from the calls, adds the difference between their new and old rows
+to every bigger period containing them (integer sums and histogram counts, so the result is
+exactly what a full recomputation gives), then clears each marker only if its ``generation`` is
+still the one it read: a change committed while the refresh ran leaves its marker for the next
+report. ``rebuild_call_volume`` recomputes a range outright (repairs, bulk loads).
 
 On PostgreSQL refreshes take a transaction-level advisory lock so two reports never rebuild the
 same rows at once; SQLite transactions are serialised anyway (``BEGIN IMMEDIATE``).
@@ -40,7 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.models import Call, CallState
+from dialer.models import Call, CallState, User
 from dialer.reports import histogram
 from dialer.reports.grid import GRAIN_HOURS, SECONDS_PER_HOUR, Piece, children, hour_start, parent
 from dialer.reports.models import (
@@ -49,6 +52,7 @@ from dialer.reports.models import (
     CallVolumeDirtyHour,
     CallVolumeRollup,
     Dimension,
+    team_key,
 )
 
 FAILED_STATES = (CallState.FAILED.value, CallState.INTERRUPTED.value)
@@ -144,9 +148,16 @@ def _hour_runs(hours: Sequence[int]) -> list[tuple[int, int]]:
     return runs
 
 
+async def _team_keys(session: AsyncSession) -> dict[int, int]:
+    """The team rows' key of every operator who is in a team."""
+    result = await session.execute(select(User.id, User.team_id).where(User.team_id.is_not(None)))
+    return {user_id: team_key(team_id) for user_id, team_id in result.all() if team_id is not None}
+
+
 async def _hour_figures(session: AsyncSession, hours: Sequence[int]) -> dict[RollupKey, Figures]:
     """Grain-1 figures of ``hours`` computed from the calls table."""
     dialect_name = session.get_bind().dialect.name
+    teams = await _team_keys(session)
     figures: dict[RollupKey, Figures] = defaultdict(Figures)
     hour_column = epoch_hour_of(Call.__table__.c.created_at, dialect_name)
     for first, end in _hour_runs(hours):
@@ -167,14 +178,19 @@ async def _hour_figures(session: AsyncSession, hours: Sequence[int]) -> dict[Rol
         result = await session.stream(statement.execution_options(yield_per=20_000))
         async for partition in result.partitions():
             for hour, operator_id, state, answered, talk, ring, cause, outcome in partition:
-                _count_call(figures, hour, operator_id, state, answered, talk, ring, cause, outcome)
+                operator_keys = [operator_id or NO_OPERATOR, ALL_OPERATORS]
+                if operator_id in teams:
+                    operator_keys.append(teams[operator_id])
+                _count_call(
+                    figures, hour, operator_keys, state, answered, talk, ring, cause, outcome
+                )
     return figures
 
 
 def _count_call(
     figures: dict[RollupKey, Figures],
     hour: int,
-    operator_id: int | None,
+    operator_keys: Sequence[int],
     state: str,
     answered: bool,
     talk: float | None,
@@ -186,7 +202,7 @@ def _count_call(
     talk_known = bool(answered) and talk is not None
     talk_bin = histogram.talk_bin(talk) if talk_known and talk is not None else None
     keys: list[tuple[int, str]] = [(Dimension.TOTAL, ""), (Dimension.OUTCOME, outcome or "")]
-    for operator_key in (operator_id or NO_OPERATOR, ALL_OPERATORS):
+    for operator_key in operator_keys:
         for dimension, value in keys:
             entry = figures[(hour, dimension, operator_key, value)]
             _add_call(entry, answered, failed, talk, talk_bin, ring)

@@ -35,6 +35,7 @@ import asyncio
 import ipaddress
 import logging
 import secrets
+import socket
 import struct
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -71,6 +72,8 @@ PCMA_PAYLOAD_TYPE = PCMA.payload_type
 _ulaw_decode = PCMU.decode
 _alaw_decode = PCMA.decode
 _HEADER = struct.Struct("!BBHII")
+_HEADER_AFTER_FIRST_BYTE = struct.Struct("!BHII")  # second byte, sequence, timestamp, SSRC
+_HEADER_SIZE = _HEADER.size
 _OPEN_ATTEMPTS = 64
 _ItemT = TypeVar("_ItemT")
 
@@ -138,8 +141,16 @@ class _Mailbox(Generic[_ItemT]):
 
 
 class _RtpProtocol(asyncio.DatagramProtocol):
+    """Hands datagrams to the stream; once the stream exists, straight to its handler."""
+
     def __init__(self) -> None:
         self.stream: AudioStream | None = None
+
+    def attach(self, stream: AudioStream) -> None:
+        self.stream = stream
+        # One Python frame less per packet: the event loop looks the method up on every
+        # datagram, so an instance attribute sends it straight to the stream.
+        self.datagram_received = stream._on_datagram  # type: ignore[method-assign]
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         if self.stream is not None:

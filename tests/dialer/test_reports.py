@@ -45,11 +45,15 @@ from dialer.reports import (
     ReportFormat,
     ReportLine,
     build_daily_report,
+    rebuild_call_volume,
     render_report,
 )
 from dialer.reports.errors import ReportRangeInvalid
+from dialer.reports.grid import epoch_hour
 from dialer.reports.models import CallVolumeDirtyHour
+from dialer.reports.rollup import ROLLUP_TABLE
 from dialer.storage import create_engine
+from dialer.users import update_user
 from tests.conftest import People, Person
 from web.cli import main
 
@@ -520,3 +524,73 @@ async def test_system_report_equals_counting_users_calls(
         users = (await session.scalars(select(User.id).where(User.role == "operator"))).all()
     assert report.total.calls == counted == 8
     assert {line.key for line in report.operators} <= set(users)
+
+
+async def rollup_snapshot(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> list[tuple[object, ...]]:
+    async with session_factory() as session:
+        rows = await session.execute(
+            select(*ROLLUP_TABLE.columns).order_by(*ROLLUP_TABLE.primary_key.columns)
+        )
+        return [tuple(row) for row in rows]
+
+
+async def test_incremental_refresh_equals_a_full_rebuild(
+    session_factory: async_sessionmaker[AsyncSession], people: People, calls: dict[str, int]
+) -> None:
+    admin, anna = people.admin.actor, people.north_operator
+    await report_as(session_factory, None)
+    async with session_factory() as session:
+        await set_call_outcome(session, anna.actor, calls["A2"], "sale", now=at(DAY_2, 20))
+        await soft_delete_call(session, admin, calls["V1"], now=at(DAY_2, 20))
+        extra = await place_call(
+            session, anna, Planned("anna", at(DAY_1, 9, 55), 7, talk=3725, outcome="sale")
+        )
+        await session.commit()
+    await report_as(session_factory, None)
+    async with session_factory() as session:
+        await purge_call(session, admin, calls["A3"], now=at(DAY_2, 21))
+        await set_call_outcome(session, anna.actor, extra.id, "not_interested", now=at(DAY_2, 21))
+        await session.commit()
+    refreshed = await report_as(session_factory, None, timezone="Europe/Moscow")
+    incremental = await rollup_snapshot(session_factory)
+    assert incremental
+
+    async with session_factory() as session:
+        first = epoch_hour(at(DAY_1, 0)) - 24
+        await rebuild_call_volume(session, first - first % 192, epoch_hour(at(DAY_2, 0)) + 192)
+        await session.commit()
+    assert await rollup_snapshot(session_factory) == incremental
+    rebuilt = await report_as(session_factory, None, timezone="Europe/Moscow")
+    assert rebuilt == refreshed
+    # 9 planned - A3 purged - V1 deleted + the extra call; its talk time is over an hour.
+    assert figures(rebuilt.total)[:3] == (7, 5, 1)
+    assert rebuilt.total.talk_seconds_total == pytest.approx(60 + 120 + 90 + 30 + 3725)
+
+
+async def test_an_operator_changing_team_takes_their_calls_along(
+    session_factory: async_sessionmaker[AsyncSession], people: People, calls: dict[str, int]
+) -> None:
+    north, south = people.north_supervisor.actor, people.south_supervisor.actor
+    assert (await report_as(session_factory, north)).total.calls == 6
+    assert (await report_as(session_factory, south)).total.calls == 2
+    async with session_factory() as session:
+        await update_user(
+            session,
+            None,
+            people.north_operator_2.user.id,
+            team_id=people.south_operator.user.team_id,
+        )
+        await session.commit()
+    moved_north = await report_as(session_factory, north)
+    moved_south = await report_as(session_factory, south)
+    assert figures(moved_north.total) == (4, 3, 1, 210.0, 60.0)
+    assert figures(moved_south.total) == (4, 2, 1, 135.0, 67.5)
+    assert by_key(moved_south.days)[DAY_1].calls == 2
+    incremental = await rollup_snapshot(session_factory)
+    async with session_factory() as session:
+        first = epoch_hour(at(DAY_1, 0))
+        await rebuild_call_volume(session, first - first % 192, epoch_hour(at(DAY_2, 0)) + 192)
+        await session.commit()
+    assert await rollup_snapshot(session_factory) == incremental

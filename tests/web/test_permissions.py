@@ -83,6 +83,8 @@ EXPECTED_ACCESS: dict[str, frozenset[str]] = {
     "GET /api/reports/daily": SIGNED_IN,
     "GET /api/reports/daily.csv": SIGNED_IN,
     "GET /api/reports/daily.xlsx": SIGNED_IN,
+    "GET /api/floor": STAFF,
+    "POST /api/calls/{id:int}/monitor": STAFF,
     "GET /api/openapi.json": EVERYONE,
 }
 
@@ -114,6 +116,7 @@ def sample_body(endpoint: Endpoint, login: str) -> dict[str, object] | None:
         "POST /api/teams": {"name": f"Team {uuid.uuid4().hex[:8]}"},
         "PUT /api/allow-lists/{role}": {"networks": []},
         "POST /api/calls/{id:int}/review": {"score": 4, "note": "Good opening"},
+        "POST /api/calls/{id:int}/monitor": {"mode": "listen"},
     }
     return samples[endpoint.name]
 
