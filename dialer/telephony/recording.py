@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from dialer.calls import attach_recording
 from dialer.errors import DialerError
 from dialer.models import Recording
+from dialer.transcripts.queue import enqueue_transcription
 from recordings.compression import Codec, compress_recording
 from recordings.errors import CompressionError, RecordingError
 from recordings.hashing import sha256_of_file
@@ -162,6 +163,8 @@ class RecordingStore:
                     sha256=stored.sha256,
                     channels=stored.channels,
                 )
+                # Queued in the same transaction: a stored recording always gets transcribed.
+                await enqueue_transcription(session, call_id)
                 await session.commit()
                 return row
         except (SQLAlchemyError, DialerError, RecordingError) as error:

@@ -172,6 +172,16 @@ class JitterBuffer:
                 self._unique_in_epoch += 1
                 if len(seen) > 2 * SEEN_WINDOW:
                     self._seen = {value for value in seen if value > highest - SEEN_WINDOW}
+                # the common placement inline: one whole frame for a slot not yet played and
+                # within capacity (``_place_audio`` does the same, and everything else)
+                samples_per_frame = self.samples_per_frame
+                play = self._play_timestamp
+                offset = ((timestamp - play + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+                slot_offset = (offset + (samples_per_frame >> 1)) // samples_per_frame
+                if 0 <= slot_offset < self.capacity_frames and len(pcm) == self.frame_bytes:
+                    self._consecutive_late = 0
+                    self._slots.setdefault(play + slot_offset * samples_per_frame, pcm)
+                    return PushOutcome.ACCEPTED
                 return self._place_audio(1, timestamp, pcm)
             return self._place(sequence_number, timestamp, pcm)
         if self._ssrc is None:

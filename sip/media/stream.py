@@ -150,7 +150,7 @@ class _RtpProtocol(asyncio.DatagramProtocol):
         self.stream = stream
         # One Python frame less per packet: the event loop looks the method up on every
         # datagram, so an instance attribute sends it straight to the stream.
-        self.datagram_received = stream._on_datagram  # type: ignore[method-assign]
+        self.datagram_received = stream._on_datagram  # type: ignore[method-assign,assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         if self.stream is not None:
@@ -187,10 +187,16 @@ class AudioStream:
         jitter_depth_frames: int,
         send_queue_frames: int,
         receive_queue_frames: int,
+        udp_socket: socket.socket | None = None,
     ) -> None:
         self._clock = clock
         self._loop = loop
         self._transport = transport
+        # Packets go out with the socket's own sendto when we have it (cheaper than the
+        # transport's); the transport takes over when the socket cannot send at once.
+        self._sendto: Callable[[bytes, Address], object] = (
+            transport.sendto if udp_socket is None else udp_socket.sendto
+        )
         self.local_host = local_host
         self.local_port = local_port
         self._allocator = allocator
@@ -231,6 +237,7 @@ class AudioStream:
         self._send_queue_dropped = 0
         self._receive_queue_dropped = 0
         self._digits_received = 0
+        self._dtmf_receiving = False  # the DTMF receiver has an event in progress
         self._first_tick = clock.next_tick_index
         self._subscription: Subscription = clock.subscribe(self._tick)
 
@@ -267,7 +274,8 @@ class AudioStream:
             shared = allocator is not None
         if jitter_depth_frames < 0 or send_queue_frames < 1 or receive_queue_frames < 1:
             raise ValueError("jitter depth must be >= 0 and queue sizes >= 1")
-        transport, protocol, port = await _bind(loop, local_host, allocator)
+        transport, protocol, udp_socket = await _bind(loop, local_host, allocator)
+        port = int(udp_socket.getsockname()[1])
         try:
             stream = cls(
                 clock,
@@ -280,13 +288,14 @@ class AudioStream:
                 jitter_depth_frames=jitter_depth_frames,
                 send_queue_frames=send_queue_frames,
                 receive_queue_frames=receive_queue_frames,
+                udp_socket=udp_socket,
             )
         except BaseException:
             transport.close()
             if allocator is not None:
                 allocator.release(port)
             raise
-        protocol.stream = stream
+        protocol.attach(stream)
         return stream
 
     async def __aenter__(self) -> AudioStream:
@@ -483,6 +492,7 @@ class AudioStream:
         queue = self._send_queue
         frame = queue.popleft() if queue else None
         destination = self._destination
+        taps = self._taps
         if destination is not None and not self._hold:
             timestamp = (self._timestamp_base + media_timestamp) & 0xFFFFFFFF
             dtmf_sender = self._dtmf_sender
@@ -499,37 +509,48 @@ class AudioStream:
                 timestamp = dtmf.timestamp
                 frame = None  # digits are not tapped (nor recorded)
             sequence = self._sequence
-            self._transport.sendto(
-                _HEADER.pack(0x80, second, sequence, timestamp, self._ssrc) + payload, destination
-            )
+            packet = _HEADER.pack(0x80, second, sequence, timestamp, self._ssrc) + payload
+            try:
+                self._sendto(packet, destination)
+            except OSError:
+                # socket buffer full (the transport queues it) or an error the transport
+                # reports to the protocol
+                self._transport.sendto(packet, destination)
             self._sequence = (sequence + 1) & 0xFFFF
             self._packets_sent += 1
-            if self._taps:
-                self._run_taps("sent", SILENCE_FRAME if frame is None else frame, media_timestamp)
+            if taps:
+                sent = SILENCE_FRAME if frame is None else frame
+                for tap in taps:
+                    try:
+                        tap("sent", sent, media_timestamp)
+                    except Exception:
+                        # one broken consumer must not break the call's audio: it is removed
+                        logger.exception("audio tap %r failed and was removed", tap)
+                        self._remove_tap(tap)
         received = self._jitter.pull()
         if received is not None:
-            if self._taps:
-                self._run_taps("received", received, media_timestamp)
+            if taps:
+                for tap in self._taps:
+                    try:
+                        tap("received", received, media_timestamp)
+                    except Exception:
+                        # one broken consumer must not break the call's audio: it is removed
+                        logger.exception("audio tap %r failed and was removed", tap)
+                        self._remove_tap(tap)
             if self._frames is not None:
                 self._frames.put(received)
 
-    def _run_taps(self, direction: Direction, frame: bytes, media_timestamp: int) -> None:
-        for tap in self._taps:
-            try:
-                tap(direction, frame, media_timestamp)
-            except Exception:
-                # one broken consumer must not break the call's audio: it is removed
-                logger.exception("audio tap %r failed and was removed", tap)
-                self._taps = tuple(other for other in self._taps if other is not tap)
+    def _remove_tap(self, tap: TapCallback) -> None:
+        self._taps = tuple(other for other in self._taps if other is not tap)
 
     def _on_datagram(self, data: bytes, source: tuple[str | int, ...]) -> None:
         if self._closed:
             return
-        if len(data) > _HEADER.size and data[0] == 0x80:
+        if len(data) > _HEADER_SIZE and data[0] == 0x80:
             # plain version 2 packet (no padding, extension or CSRC): the common case
-            _, second, sequence_number, timestamp, ssrc = _HEADER.unpack_from(data)
+            second, sequence_number, timestamp, ssrc = _HEADER_AFTER_FIRST_BYTE.unpack_from(data, 1)
             payload_type = second & 0x7F
-            payload = data[_HEADER.size :]
+            payload = data[_HEADER_SIZE:]
         else:
             try:
                 packet = RtpPacket.parse(data)
@@ -557,6 +578,8 @@ class AudioStream:
             except RtpParseError:
                 self._malformed += 1
                 return
+            finally:
+                self._dtmf_receiving = self._dtmf_receiver.pending
             self._deliver_digits(digits)
             return
         elif payload_type == COMFORT_NOISE_PAYLOAD_TYPE:
@@ -565,8 +588,10 @@ class AudioStream:
         else:
             self._unexpected_payload += 1
             return
-        if self._dtmf_receiver.pending:
-            self._deliver_digits(self._dtmf_receiver.audio_received(timestamp))
+        if self._dtmf_receiving:
+            digits = self._dtmf_receiver.audio_received(timestamp)
+            self._dtmf_receiving = self._dtmf_receiver.pending
+            self._deliver_digits(digits)
 
     def _accept_source(self, source: tuple[str | int, ...], payload_type: int) -> bool:
         """Latching rule for a packet from a source other than the latched one."""
@@ -601,22 +626,36 @@ class AudioStream:
 
 async def _bind(
     loop: asyncio.AbstractEventLoop, host: str, allocator: PortAllocator | None
-) -> tuple[asyncio.DatagramTransport, _RtpProtocol, int]:
-    """Bind a UDP socket on an even port (from ``allocator``, or ephemeral if ``None``)."""
+) -> tuple[asyncio.DatagramTransport, _RtpProtocol, socket.socket]:
+    """Bind a UDP socket on an even port (from ``allocator``, or ephemeral if ``None``).
+
+    The socket is made here and handed to the loop (``sock=``), so the stream can also send
+    on it directly (see ``AudioStream._tick``).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     failed: set[int] = set()
     for _ in range(_OPEN_ATTEMPTS if allocator is None else allocator.capacity):
         port = 0 if allocator is None else allocator.acquire(exclude=frozenset(failed))
+        udp_socket = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            transport, protocol = await loop.create_datagram_endpoint(
-                _RtpProtocol, local_addr=(host, port)
-            )
+            udp_socket.setblocking(False)
+            udp_socket.bind((host, port))
         except OSError:
+            udp_socket.close()
             if allocator is not None:
                 allocator.release(port)
                 failed.add(port)
             continue
-        bound_port = int(transport.get_extra_info("sockname")[1])
-        if bound_port % 2 == 0:
-            return transport, protocol, bound_port
-        transport.close()  # ephemeral odd port: try again
+        bound_port = int(udp_socket.getsockname()[1])
+        if bound_port % 2:
+            udp_socket.close()  # ephemeral odd port: try again
+            continue
+        try:
+            transport, protocol = await loop.create_datagram_endpoint(_RtpProtocol, sock=udp_socket)
+        except BaseException:
+            udp_socket.close()
+            if allocator is not None:
+                allocator.release(port)
+            raise
+        return transport, protocol, udp_socket
     raise NoFreePortError(f"could not bind an even RTP port on {host}")
