@@ -17,6 +17,7 @@ from dialer.live_events import InProcessEventBus
 from dialer.models import Call
 from dialer.settings import Settings
 from dialer.telephony import AccountChoice, CallService
+from dialer.transcripts.models import TranscriptionJob
 from recordings.hashing import sha256_of_file
 from sip.testline import TestLine, load_prompt
 from tests.conftest import People
@@ -146,6 +147,15 @@ async def test_answered_browser_call_is_recorded_and_published_in_order(
     assert spectral_correlation(pushed, right) >= 0.5  # the echo
     assert spectral_correlation(prompt, right) >= 0.5
     assert spectral_correlation(prompt, left) < 0.3  # the operator never said it
+
+    # The stored recording is queued for transcription.
+    async with session_factory() as session:
+        jobs = (
+            await session.execute(
+                select(TranscriptionJob.state).where(TranscriptionJob.call_id == live.call_id)
+            )
+        ).all()
+    assert [tuple(job) for job in jobs] == [("queued",)]
 
 
 async def test_a_second_call_while_one_runs_is_refused_even_on_a_double_click(
