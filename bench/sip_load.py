@@ -1,22 +1,34 @@
 """Load benchmark: N concurrent recorded calls from our SIP stack to SIPp callees echoing RTP.
 
 Every call is set up through SIP on loopback, held for ``--seconds`` while both directions are
-recorded to disk (``recordings.wav_writer.StereoRecorder`` fed from the audio tap, flushed
-every ``RECORDING_FLUSH_SECONDS``), then hung up. One SIPp process per ``CALLS_PER_SIPP``
-calls (SIPp echoes on one socket and thread per process). One JSON line per run::
+recorded to disk (``recordings.wav_writer.StereoRecorder`` fed from the audio tap, with the
+product's default flush and sync intervals), then hung up. One SIPp process per
+``CALLS_PER_SIPP`` calls (SIPp echoes on one socket and thread per process).
+
+``--processes P`` shards the calls over P worker processes, as a deployment would use its cores:
+each worker has its own ``Phone`` (own SIP port, media clock and RTP port range) and its own
+``RecordingWriter``; call ``i`` goes to worker ``i % P`` and to SIPp ``i % S``. The workers set up
+their calls, wait until every worker is ready, then hold together. Their figures are merged:
+CPU and packet counts are summed, send intervals are merged as histograms (0.01 ms bins), not
+averaged. The dialer always runs in worker processes (one with the default ``--processes 1``).
+One JSON line per run::
 
     {"impl": "dialer", "calls": 1000, "cpu_cores": 2, "cpu_ms_per_call_second": ...,
      "send_interval_p50_ms": ..., "send_interval_p99_ms": ..., "received_ratio": ...,
-     "setup_rate_cps": ..., "rss_mb": ...}
+     "setup_rate_cps": ..., "rss_mb": ..., "processes": 2, ...}
 
-* cpu_ms_per_call_second: process CPU time (all threads, recording writers included) during
-  the hold, per call and per second of call;
-* send_interval_p50/p99_ms: intervals between consecutive RTP packets of each call, taken at
-  the moment the packet is handed to the socket (every call, the whole hold);
+* cpu_ms_per_call_second: CPU time of the worker processes (all threads, recording writers
+  included) during the hold, per call and per second of call;
+* send_interval_p50/p99_ms: intervals between consecutive RTP packets of each call, taken
+  (``time.perf_counter``) when the packet is handed to the socket, every call, the whole hold;
 * received_ratio: packets received back from the echo / packets sent, during the hold;
-* setup_rate_cps: calls / seconds from the first INVITE to the last answer (INVITEs go out in
-  batches of ``SETUP_BATCH``);
-* rss_mb: peak resident memory of the process.
+* setup_rate_cps: calls / seconds from the first INVITE to the last answer (each worker places
+  INVITEs in batches of ``SETUP_BATCH``);
+* rss_mb: peak resident memory, summed over the worker processes;
+* extra keys: processes; dialer_cpu_cores (worker CPU / hold); sipp_processes and
+  sipp_cpu_cores (CPU the SIPp echoes used during the hold, from /proc: they share the same
+  cores, so read the dialer figures with it); packets_per_call_second (50 when on time);
+  clock_skipped_ticks; load_average_1min_at_start / _at_end (other work on the machine).
 
 ``--reference-pyvoip`` also runs pyVoIP 1.6.8 (thread-per-call RTP) at ``--pyvoip-calls``
 (default 100) against the same kind of callee, with the same keys and ``"impl": "pyvoip"``,
@@ -24,7 +36,7 @@ run first so the peak RSS it reports is its own. pyVoIP registers before calling
 scenario also answers REGISTER; its packets are counted and timed by wrapping its RTP sockets;
 one thread records every call (pyVoIP's 8-bit audio widened to 16 bits).
 
-Run: ``.venv/bin/python -m bench.sip_load --calls 100 --calls 1000 --seconds 30``.
+Run: ``.venv/bin/python -m bench.sip_load --calls 100 --calls 1000 --seconds 30 --processes 2``.
 """
 
 from __future__ import annotations
@@ -34,12 +46,15 @@ import asyncio
 import gc
 import json
 import math
+import multiprocessing
 import os
 import resource
 import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +66,7 @@ if str(ROOT) not in sys.path:
 
 from recordings.wav_writer import RecordingWriter, StereoRecorder  # noqa: E402
 from sip.account import Account  # noqa: E402
+from sip.media.stream import Direction  # noqa: E402
 from sip.phone import Call, Phone, PhoneConfig  # noqa: E402
 from sip.ratelimit import RateLimit  # noqa: E402
 from tests.sip import peers  # noqa: E402
@@ -58,9 +74,9 @@ from tests.sip import peers  # noqa: E402
 SAMPLE_RATE = 8000
 CALLS_PER_SIPP = 250
 SETUP_BATCH = 100  # INVITEs placed together (one gather) before yielding to the media
-# The recorder fsyncs every flush; 0.5 s (its default) x 1000 calls is 2000 fsync/s, more than
-# this machine's disk takes (about 5 ms each), so the bench flushes every 5 s.
-RECORDING_FLUSH_SECONDS = 5.0
+RTP_PORTS = (32768, 60999)
+INTERVAL_BIN_MS = 0.01
+INTERVAL_BINS = 200_000  # 0..2000 ms; longer intervals land in the last bin
 
 
 def cpu_seconds() -> float:
@@ -81,30 +97,182 @@ def percentiles(intervals: list[np.ndarray[Any, Any]]) -> tuple[float, float]:
     return float(np.percentile(joined, 50)), float(np.percentile(joined, 99))
 
 
-class CallProbe:
-    """Per call: the recorder, and the loop time of every packet sent during the hold."""
+def interval_histogram(intervals_ms: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Counts of send intervals in ``INTERVAL_BIN_MS`` bins (mergeable across processes)."""
+    bins = np.minimum((intervals_ms / INTERVAL_BIN_MS).astype(np.int64), INTERVAL_BINS - 1)
+    return np.bincount(bins, minlength=INTERVAL_BINS)
 
-    def __init__(self, call: Call, recorder: StereoRecorder, loop: asyncio.AbstractEventLoop):
+
+def histogram_percentile(counts: np.ndarray[Any, Any], fraction: float) -> float:
+    """The value (bin centre, ms) at ``fraction`` of a merged interval histogram."""
+    total = int(counts.sum())
+    if total == 0:
+        return 0.0
+    rank = max(1, math.ceil(fraction * total))
+    index = int(np.searchsorted(np.cumsum(counts), rank))
+    return (index + 0.5) * INTERVAL_BIN_MS
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc), 0.0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CallProbe:
+    """Per call: the recorder, and the time of every packet sent during the hold."""
+
+    def __init__(self, call: Call, recorder: StereoRecorder):
         self.call = call
         self.recorder = recorder
-        self.loop = loop
         self.measuring = False
         self.sent_at: list[float] = []
+        self._write = recorder.write_frame
         call.audio.add_tap(self.tap)
 
-    def tap(self, direction: str, frame: bytes, media_timestamp: int) -> None:
-        if direction == "sent" and self.measuring:
-            self.sent_at.append(self.loop.time())
-        self.recorder.write_frame(
-            "sent" if direction == "sent" else "received", frame, media_timestamp
-        )
+    def tap(self, direction: Direction, frame: bytes, media_timestamp: int) -> None:
+        if self.measuring and direction == "sent":
+            self.sent_at.append(time.perf_counter())
+        self._write(direction, frame, media_timestamp)
 
-    def intervals(self) -> np.ndarray[Any, Any]:
-        return np.diff(np.asarray(self.sent_at))
+    def intervals_ms(self) -> np.ndarray[Any, Any]:
+        return np.diff(np.asarray(self.sent_at)) * 1000
 
 
-async def run_dialer(calls: int, seconds: float, directory: Path) -> dict[str, Any]:
+@dataclass
+class ShareSpec:
+    """What one worker process runs."""
+
+    worker: int
+    call_indices: list[int]
+    callee_ports: list[int]
+    seconds: float
+    directory: Path
+    rtp_ports: tuple[int, int]
+
+
+@dataclass
+class ShareReady:
+    """A worker's calls are up (monotonic times are comparable across processes)."""
+
+    first_invite: float
+    last_answer: float
+
+
+@dataclass
+class ShareResult:
+    """A worker's measurements of the hold."""
+
+    calls: int
+    cpu_seconds: float
+    hold_seconds: float
+    sent: int
+    received: int
+    skipped_ticks: int
+    peak_rss_mb: float
+    histogram: np.ndarray[Any, Any] = field(repr=False)
+
+
+async def run_share(spec: ShareSpec, connection: Connection) -> None:
+    """One worker: place its calls, report ready, hold on "go", report the measurements."""
     loop = asyncio.get_running_loop()
+    phone = await Phone.start(
+        PhoneConfig(
+            bind_host="127.0.0.1",
+            rtp_port_range=spec.rtp_ports,
+            rate_limit=RateLimit(messages_per_second=1e6, burst=1e6),
+        )
+    )
+    writer = RecordingWriter(threads=2)
+    accounts = [
+        Account(name=f"bench{port}", host="127.0.0.1", port=port, username="b", register=False)
+        for port in spec.callee_ports
+    ]
+    recordings = spec.directory / f"recordings{spec.worker}"
+    recordings.mkdir(parents=True, exist_ok=True)
+    probes: list[CallProbe] = []
+    try:
+        first_invite = time.monotonic()
+        indices = spec.call_indices
+        for first in range(0, len(indices), SETUP_BATCH):
+            batch = indices[first : first + SETUP_BATCH]
+            placed = await asyncio.gather(
+                *(phone.call(accounts[i % len(accounts)], f"echo{i}") for i in batch)
+            )
+            for index, call in zip(batch, placed, strict=True):
+                recorder = StereoRecorder(recordings / f"call{index:05d}.wav", writer)
+                probes.append(CallProbe(call, recorder))
+        answered = await asyncio.gather(*(probe.call.wait_answered() for probe in probes))
+        last_answer = time.monotonic()
+        if not all(answered):
+            failed = [p.call.cause for p in probes if p.call.answered_at is None]
+            raise RuntimeError(f"{len(failed)} calls not answered: {failed[:5]}")
+        connection.send(("ready", ShareReady(first_invite, last_answer)))
+        go = await loop.run_in_executor(None, connection.recv)
+        if go != "go":
+            return
+        gc.collect()
+        skipped_before = phone.clock.statistics.skipped_ticks
+        sent_before = sum(p.call.statistics.packets_sent for p in probes)
+        received_before = sum(p.call.statistics.packets_received for p in probes)
+        for probe in probes:
+            probe.measuring = True
+        cpu_before = cpu_seconds()
+        hold_started = time.perf_counter()
+        await asyncio.sleep(spec.seconds)
+        hold = time.perf_counter() - hold_started
+        cpu = cpu_seconds() - cpu_before
+        for probe in probes:
+            probe.measuring = False
+        sent = sum(p.call.statistics.packets_sent for p in probes) - sent_before
+        received = sum(p.call.statistics.packets_received for p in probes) - received_before
+        skipped = phone.clock.statistics.skipped_ticks - skipped_before
+        histogram = np.zeros(INTERVAL_BINS, dtype=np.int64)
+        for probe in probes:
+            histogram += interval_histogram(probe.intervals_ms())
+        for probe in probes:
+            probe.call.hangup()
+        await asyncio.wait_for(asyncio.gather(*(probe.call.wait_ended() for probe in probes)), 60)
+        for probe in probes:
+            probe.recorder.close()
+        result = ShareResult(
+            len(probes), cpu, hold, sent, received, skipped, peak_rss_mb(), histogram
+        )
+        connection.send(("result", result))
+    except Exception as error:
+        connection.send(("error", f"worker {spec.worker}: {error!r}"))
+        raise
+    finally:
+        await phone.aclose(grace=5.0)
+        writer.close()
+
+
+def share_main(spec: ShareSpec, connection: Connection) -> None:
+    """Entry point of a worker process."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(run_share(spec, connection))
+
+
+async def receive(connection: Connection, expected: str) -> Any:
+    """The next message from a worker, which must be of kind ``expected``."""
+    kind, payload = await asyncio.to_thread(connection.recv)
+    if kind != expected:
+        raise RuntimeError(str(payload))
+    return payload
+
+
+async def run_dialer(
+    calls: int, seconds: float, directory: Path, processes: int = 1
+) -> dict[str, Any]:
+    load_at_start = os.getloadavg()[0]
     # SIPp echoes all the RTP of one process on one socket in one thread: spread the calls so
     # the echo, not our stack, is never the bottleneck.
     callee_count = max(1, math.ceil(calls / CALLS_PER_SIPP))
@@ -120,77 +288,75 @@ async def run_dialer(calls: int, seconds: float, directory: Path) -> dict[str, A
         )
         for number in range(callee_count)
     ]
-    phone = await Phone.start(
-        PhoneConfig(
-            bind_host="127.0.0.1",
-            rtp_port_range=(32768, 60999),
-            rate_limit=RateLimit(messages_per_second=1e6, burst=1e6),
-        )
-    )
-    writer = RecordingWriter(threads=2)
-    accounts = [
-        Account(name="bench", host="127.0.0.1", port=sipp.sip_port, username="b", register=False)
-        for sipp in callees
-    ]
-    recordings = directory / "recordings"
-    recordings.mkdir(parents=True, exist_ok=True)
-    probes: list[CallProbe] = []
+    processes = max(1, min(processes, calls))
+    low, high = RTP_PORTS
+    width = (high - low + 1) // processes
+    context = multiprocessing.get_context("spawn")
+    workers = []
+    connections = []
     try:
-        started = time.perf_counter()
-        for first in range(0, calls, SETUP_BATCH):
-            batch = range(first, min(calls, first + SETUP_BATCH))
-            placed = await asyncio.gather(
-                *(phone.call(accounts[i % callee_count], f"echo{i}") for i in batch)
+        for worker in range(processes):
+            parent_end, child_end = context.Pipe()
+            spec = ShareSpec(
+                worker=worker,
+                call_indices=list(range(worker, calls, processes)),
+                callee_ports=[sipp.sip_port for sipp in callees],
+                seconds=seconds,
+                directory=directory,
+                rtp_ports=(low + worker * width, low + (worker + 1) * width - 1),
             )
-            for index, call in zip(batch, placed, strict=True):
-                recorder = StereoRecorder(
-                    recordings / f"call{index:05d}.wav",
-                    writer,
-                    flush_interval_seconds=RECORDING_FLUSH_SECONDS,
-                )
-                probes.append(CallProbe(call, recorder, loop))
-        answered = await asyncio.gather(*(probe.call.wait_answered() for probe in probes))
-        setup_seconds = time.perf_counter() - started
-        if not all(answered):
-            failed = [p.call.cause for p in probes if p.call.answered_at is None]
-            raise RuntimeError(f"{len(failed)} calls not answered: {failed[:5]}")
+            process = context.Process(target=share_main, args=(spec, child_end), daemon=True)
+            process.start()
+            workers.append(process)
+            connections.append(parent_end)
+        readies: list[ShareReady] = [
+            await receive(connection, "ready") for connection in connections
+        ]
+        setup_seconds = max(r.last_answer for r in readies) - min(r.first_invite for r in readies)
         await asyncio.sleep(1.0)  # let the echo start flowing everywhere
-        gc.collect()
-        sent_before = sum(p.call.statistics.packets_sent for p in probes)
-        received_before = sum(p.call.statistics.packets_received for p in probes)
-        for probe in probes:
-            probe.measuring = True
-        cpu_before = cpu_seconds()
+        sipp_cpu_before = sum(process_cpu_seconds(sipp.process.pid) for sipp in callees)
         hold_started = time.perf_counter()
+        for connection in connections:
+            connection.send("go")
+        # read the SIPps' CPU when the workers' hold ends (they exit once their calls end)
         await asyncio.sleep(seconds)
-        hold = time.perf_counter() - hold_started
-        cpu = cpu_seconds() - cpu_before
-        for probe in probes:
-            probe.measuring = False
-        sent = sum(p.call.statistics.packets_sent for p in probes) - sent_before
-        received = sum(p.call.statistics.packets_received for p in probes) - received_before
-        for probe in probes:
-            probe.call.hangup()
-        await asyncio.wait_for(asyncio.gather(*(probe.call.wait_ended() for probe in probes)), 60)
-        for probe in probes:
-            probe.recorder.close()
-        p50, p99 = percentiles([probe.intervals() for probe in probes])
-        return {
-            "impl": "dialer",
-            "calls": calls,
-            "cpu_cores": os.cpu_count(),
-            "cpu_ms_per_call_second": round(cpu * 1000 / (calls * hold), 3),
-            "send_interval_p50_ms": round(p50, 2),
-            "send_interval_p99_ms": round(p99, 2),
-            "received_ratio": round(received / sent, 5) if sent else 0.0,
-            "setup_rate_cps": round(calls / setup_seconds, 1),
-            "rss_mb": round(peak_rss_mb(), 1),
-        }
+        hold_wall = time.perf_counter() - hold_started
+        sipp_cpu = sum(process_cpu_seconds(sipp.process.pid) for sipp in callees) - sipp_cpu_before
+        results: list[ShareResult] = [
+            await receive(connection, "result") for connection in connections
+        ]
+        for process in workers:
+            await asyncio.to_thread(process.join, 60)
     finally:
-        await phone.aclose(grace=5.0)
-        writer.close()
+        for process in workers:
+            if process.is_alive():
+                process.kill()
         for sipp in callees:
             await sipp.stop()
+    cpu = sum(result.cpu_seconds for result in results)
+    hold = max(result.hold_seconds for result in results)
+    sent = sum(result.sent for result in results)
+    received = sum(result.received for result in results)
+    histogram = np.sum([result.histogram for result in results], axis=0)
+    return {
+        "impl": "dialer",
+        "calls": calls,
+        "cpu_cores": os.cpu_count(),
+        "cpu_ms_per_call_second": round(cpu * 1000 / (calls * hold), 3),
+        "send_interval_p50_ms": round(histogram_percentile(histogram, 0.50), 2),
+        "send_interval_p99_ms": round(histogram_percentile(histogram, 0.99), 2),
+        "received_ratio": round(received / sent, 5) if sent else 0.0,
+        "setup_rate_cps": round(calls / setup_seconds, 1),
+        "rss_mb": round(sum(result.peak_rss_mb for result in results), 1),
+        "processes": processes,
+        "dialer_cpu_cores": round(cpu / hold, 3),
+        "sipp_processes": len(callees),
+        "sipp_cpu_cores": round(sipp_cpu / hold_wall, 3),
+        "packets_per_call_second": round(sent / (calls * hold), 2),
+        "clock_skipped_ticks": sum(result.skipped_ticks for result in results),
+        "load_average_1min_at_start": round(load_at_start, 2),
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+    }
 
 
 class _CountingSocket:
@@ -336,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-pyvoip", action="store_true", help="also run pyVoIP")
     parser.add_argument("--pyvoip-calls", type=int, default=100)
     parser.add_argument("--keep", action="store_true", help="keep the recordings")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="worker processes sharing the calls (default 1)"
+    )
     arguments = parser.parse_args(argv)
     try:
         import uvloop
@@ -353,7 +522,9 @@ def main(argv: list[str] | None = None) -> int:
     for calls in arguments.calls or [100]:
         directory = Path(tempfile.mkdtemp(prefix=f"sip_load_{calls}_"))
         try:
-            result = asyncio.run(run_dialer(calls, arguments.seconds, directory))
+            result = asyncio.run(
+                run_dialer(calls, arguments.seconds, directory, arguments.processes)
+            )
             print(json.dumps(result), flush=True)
         finally:
             if not arguments.keep:

@@ -71,6 +71,7 @@ PAGE_PATHS: tuple[str, ...] = (
     "/self-test",
     "/library",
     "/calls/{call_id:int}/player",
+    "/floor",
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -59,10 +60,9 @@ def write_prompt(path: Path, seconds: float = 1.6) -> Path:
     return path
 
 
-async def push_paced(push: object, pcm: bytes, burst: int = 4) -> None:
+async def push_paced(push: Callable[[bytes], None], pcm: bytes, burst: int = 4) -> None:
     """Hand ``pcm`` to ``push(frame)`` like a microphone over a WebSocket: bursts of ``burst``
     frames on a steady 20 ms-per-frame clock."""
-    assert callable(push)
     frames = frames_of(pcm)
     loop = asyncio.get_running_loop()
     started = loop.time()

@@ -15,6 +15,7 @@ import { SelfTest } from "./views/self-test.js";
 import { HelpOverlay } from "./views/help.js";
 import { LibraryView, PlayerView } from "./library.js";
 import { ReportsView } from "./reports.js";
+import { FloorView } from "./floor.js";
 
 const AUDIO_LEG_KEY = "dialer.audio-leg";
 const byId = (id) => document.getElementById(id);
@@ -87,6 +88,7 @@ class App {
 
   onLiveEvent(message) {
     const payload = message.payload || {};
+    if (this.floor) this.floor.onEvent(message);
     if (message.kind.startsWith("call.")) {
       this.calls.onCallEvent(message);
     } else if (message.kind === "contact.updated") {
@@ -104,12 +106,14 @@ class App {
   reloadVisible() {
     if (this.contacts && this.main.contains(this.contacts.element)) this.contacts.load();
     if (this.card) this.card.reload();
+    if (this.floor && this.floor.mounted) this.floor.load();
   }
 
   async signedIn(user) {
     this.user = user;
     byId("user-name").textContent = user.display_name || user.login;
     this.top.hidden = false;
+    for (const link of document.querySelectorAll("[data-staff-only]")) link.hidden = user.role === "operator";
     try {
       this.statuses = (await api("GET", "/api/statuses")).items;
     } catch {
@@ -131,6 +135,8 @@ class App {
     this.player = new PlayerView(this);
     if (this.reports) this.reports.unmount();
     this.reports = new ReportsView(this);
+    if (this.floor) this.floor.unmount();
+    this.floor = new FloorView(this);
   }
 
   showLogin() {
@@ -231,6 +237,13 @@ class App {
     this.library.unmount();
     this.player.unmount();
     this.reports.unmount();
+    this.floor.unmount();
+    if (path === "/floor") {
+      this.openContactId = null;
+      this.selfTest.unmount();
+      this.floor.mount(this.main);
+      return;
+    }
     if (path === "/reports") {
       this.openContactId = null;
       this.selfTest.unmount();
