@@ -77,3 +77,6 @@ class CallControl(Protocol):
     async def attach_browser_audio(self, actor: Actor, call_id: int) -> BrowserAudioBridge: ...
 
     def current_call(self, operator_id: int) -> LiveCall | None: ...
+
+    async def finish_wrap_up(self, operator_id: int) -> None:
+        """The operator saved the last call's outcome: they are idle again (published)."""

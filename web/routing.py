@@ -101,6 +101,8 @@ class Call:
     # update throttling counters and the audit chain).
     commit_on_error: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    # Work that must only happen once the transaction is durable (publishing live events).
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def path_id(self, name: str = "id", maximum: int = BIG_INTEGER_COLUMN_MAXIMUM) -> int:
         """An ``{id:int}`` path parameter; past the column's range nothing can match (404)."""
@@ -244,6 +246,8 @@ class Dispatcher:
                 raise MalformedRequest("this endpoint takes no request body")
             result = await endpoint.handler(call)
             await database.commit()
+            for follow_up in call.after_commit:
+                await follow_up()
         except DialerError as error:
             await self._finish_failed(call)
             return error_response(api_error_from_dialer(error), call.headers)

@@ -45,6 +45,11 @@ class EventLog:
                 self._arrived.clear()
                 await self._arrived.wait()
 
+    async def wait_for_more(self) -> None:
+        """Until at least one more event arrives."""
+        self._arrived.clear()
+        await self._arrived.wait()
+
     def _add(self, event: LiveEvent) -> None:
         self.events.append(event)
         self._arrived.set()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -134,6 +135,16 @@ async def test_operator_places_and_controls_a_call_others_are_kept_out(
         assert (await operator.get("/api/calls/current")).json() == {"current_call": None}
         late = await operator.post(f"/api/calls/{call_id}/hangup")
         assert late.status_code == 409, late.text
+
+        # Saving the outcome ends the wrap-up: the floor sees the operator idle again.
+        assert log.operator_states()[-1] == "wrap-up"
+        saved = await operator.post(
+            f"/api/calls/{call_id}/outcome", json={"outcome": "sale", "note": "paid by card"}
+        )
+        assert saved.status_code == 200, saved.text
+        async with asyncio.timeout(10):
+            while log.operator_states()[-1] != "idle":
+                await log.wait_for_more()
 
     async with make_client(app) as anonymous:
         for path in CONTROL_PATHS:

@@ -3,6 +3,7 @@ operator's disposition of a call (``POST /api/calls/{id}/outcome``)."""
 
 from __future__ import annotations
 
+from dialer.call_control import CallControl
 from dialer.calls import CallQuery, get_call, list_calls, set_call_outcome
 from dialer.errors import ValidationFailed
 from dialer.models import CallState
@@ -89,6 +90,11 @@ async def outcome(call: Call) -> object:
         # The core checks the outcome as a contact "status"; name the field the client sent.
         field = "outcome" if error.field == "status" else error.field
         raise RequestInvalid(field, error.problem) from None
+    call_control: CallControl | None = getattr(call.request.app.state, "call_control", None)
+    operator_id = updated.operator_id
+    if call_control is not None and operator_id is not None:
+        # The operator's wrap-up ends with the saved outcome: the floor sees them idle again.
+        call.after_commit.append(lambda: call_control.finish_wrap_up(operator_id))
     return call_json(updated)
 
 
