@@ -85,6 +85,14 @@ def cpu_seconds() -> float:
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process image (VmHWM: ru_maxrss would carry the peak of
+    the parent a spawned worker was forked from across the exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -1,13 +1,27 @@
-"""Benchmark: transcribe a two-channel call built from espeak-ng Korean speech with pauses.
+"""Benchmark: transcribe two-channel calls built from espeak-ng Korean speech with pauses.
 
-The call alternates turns between operator (left) and customer (right), each a spoken sentence
-followed by a pause, over faint line noise, for --seconds of audio. Model loading is not
-counted (one model per process, loaded once). Prints one JSON line with audio_seconds (length
-of the call), speech_seconds (audio actually fed to the recognisers after silence skipping,
-both channels), cpu_seconds (process CPU of the transcription, all threads), realtime_per_core
-(audio_seconds / cpu_seconds), utterances and model_load_cpu_seconds.
+A call alternates turns between operator (left) and customer (right), each a spoken sentence
+followed by a pause, over faint line noise, for --seconds of audio. Two different calls are
+built (different sentences and pauses). In one process, with one model (loading not counted):
 
-    .venv/bin/python -m bench.transcribe [--seconds 60] [--beam 8 --max-active 2000]
+1. the *warm-up* call is transcribed on a fresh model: ``cold_*`` keys, the cost of the first
+   call a worker process does (its recognisers start with an empty graph cache);
+2. the *measured* call, which no recogniser has heard, is transcribed next: the headline keys
+   ``audio_seconds`` (length of the call), ``cpu_seconds`` (process user+sys CPU of the
+   transcription, all threads, from ``getrusage``) and ``realtime_per_core`` (audio_seconds /
+   cpu_seconds): the steady state of a worker going through a queue of calls;
+3. unless ``--no-reference``, the measured call is transcribed again with the previous default
+   configuration (the model's own beam 10 / max-active 3000, silence padding 0.3 s, pauses
+   joined under 0.8 s, no hysteresis, dither 0 in both), and the words of each turn are compared:
+   ``identical_turn_fraction`` (turns whose text is the same in both), ``word_agreement``
+   (1 - word edit distance / reference words) and the character error rate of each against the
+   sentence that espeak-ng spoke (``reference_cer``, ``fast_cer``; espeak-ng's Korean is far from
+   phone speech, so these are high for both: what matters is that the fast one is not worse).
+
+Prints one JSON line.
+
+    .venv/bin/python -m bench.transcribe [--seconds 60] [--beam 7 --max-active 1500]
+        [--padding 0.15] [--parallel-channels] [--no-reference]
 """
 
 from __future__ import annotations
@@ -19,15 +33,21 @@ import resource
 import subprocess
 import tempfile
 import wave
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from recordings.model_setup import prepare_model
+from recordings.model_setup import DEFAULT_BEAM, DEFAULT_MAX_ACTIVE, prepare_model
 from recordings.silence import SilenceSettings, find_speech_regions
-from recordings.transcription import SpeechModel, TranscriptionSettings, transcribe_stereo
+from recordings.transcription import (
+    SpeechModel,
+    TranscriptionSettings,
+    Utterance,
+    transcribe_stereo,
+)
 
 SENTENCES = (
     "안녕하세요 고객님",
@@ -37,7 +57,39 @@ SENTENCES = (
     "그럼 내일 다시 전화 드리겠습니다",
     "감사합니다",
 )
+WARM_UP_SENTENCES = (
+    "여보세요 누구시죠",
+    "고객센터 상담원입니다",
+    "지난달 요금이 너무 많이 나왔어요",
+    "확인해 보겠습니다 잠시만 기다려 주세요",
+    "네 알겠습니다",
+    "좋은 하루 되세요",
+)
 RATE = 8000
+# The configuration before this benchmark's tuning, for the stability comparison.
+REFERENCE_BEAM = 10.0
+REFERENCE_MAX_ACTIVE = 3000
+REFERENCE_SILENCE = SilenceSettings(
+    padding_seconds=0.3, min_silence_seconds=0.8, hysteresis_db=0.0, min_speech_seconds=0.02
+)
+
+
+@dataclass(frozen=True)
+class Turn:
+    channel: int
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Call:
+    stereo: npt.NDArray[np.int16]
+    turns: list[Turn]
+
+    @property
+    def seconds(self) -> float:
+        return len(self.stereo) / RATE
 
 
 def process_cpu_seconds() -> float:
@@ -50,30 +102,35 @@ def speak(text: str, directory: Path) -> npt.NDArray[np.int16]:
     narrow = directory / "narrow.wav"
     subprocess.run(["espeak-ng", "-v", "ko", "-w", str(spoken), text], check=True)
     subprocess.run(
-        ["sox", str(spoken), "-r", "8000", "-c", "1", "-b", "16", str(narrow)], check=True
+        ["sox", "-V1", str(spoken), "-r", "8000", "-c", "1", "-b", "16", str(narrow)], check=True
     )
     with wave.open(str(narrow), "rb") as reader:
         return np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2").astype(np.int16)
 
 
-def build_call(seconds: float, directory: Path) -> npt.NDArray[np.int16]:
-    speech = [speak(sentence, directory) for sentence in SENTENCES]
-    rng = np.random.default_rng(11)
+def build_call(
+    seconds: float, directory: Path, sentences: tuple[str, ...] = SENTENCES, seed: int = 11
+) -> Call:
+    speech = [speak(sentence, directory) for sentence in sentences]
+    rng = np.random.default_rng(seed)
     total = round(seconds * RATE)
     stereo = np.zeros((total, 2), dtype=np.float64)
     position = round(0.5 * RATE)
     turn = 0
+    turns: list[Turn] = []
     while True:
-        sentence = speech[turn % len(speech)]
-        if position + len(sentence) > total:
+        spoken = speech[turn % len(speech)]
+        if position + len(spoken) > total:
             break
-        stereo[position : position + len(sentence), turn % 2] = sentence
-        pause = rng.uniform(0.8, 2.5)
-        position += len(sentence) + round(pause * RATE)
+        channel = turn % 2
+        stereo[position : position + len(spoken), channel] = spoken
+        end = position + len(spoken)
+        turns.append(Turn(channel, position / RATE, end / RATE, sentences[turn % len(speech)]))
+        position = end + round(rng.uniform(0.8, 2.5) * RATE)
         turn += 1
     stereo += rng.normal(0, 25, size=stereo.shape)  # faint line noise, about -62 dBFS
     call: npt.NDArray[np.int16] = np.clip(stereo, -32768, 32767).astype(np.int16)
-    return call
+    return Call(call, turns)
 
 
 def packaged_model() -> Path:
@@ -83,55 +140,148 @@ def packaged_model() -> Path:
     return Path(spec.origin).parent / "model"
 
 
+def fed_seconds(call: Call, silence: SilenceSettings) -> float:
+    samples = sum(
+        region.end - region.start
+        for channel in (0, 1)
+        for region in find_speech_regions(
+            np.ascontiguousarray(call.stereo[:, channel]), RATE, silence
+        )
+    )
+    return samples / RATE
+
+
+def timed(
+    model: SpeechModel, call: Call, settings: TranscriptionSettings
+) -> tuple[list[Utterance], float]:
+    before = process_cpu_seconds()
+    dialogue = transcribe_stereo(model, call.stereo, settings)
+    return dialogue, process_cpu_seconds() - before
+
+
+def words_per_turn(dialogue: list[Utterance], call: Call) -> list[list[str]]:
+    """The words recognised during each turn (by word midpoint and channel)."""
+    speakers = ("operator", "customer")
+    found: list[list[str]] = [[] for _ in call.turns]
+    for utterance in dialogue:
+        for word in utterance.words:
+            middle = (word.start + word.end) / 2
+            for index, turn in enumerate(call.turns):
+                if speakers[turn.channel] == utterance.speaker and (
+                    turn.start - 0.3 <= middle <= turn.end + 0.3
+                ):
+                    found[index].append(word.text)
+                    break
+    return found
+
+
+def edit_distance(first: list[str], second: list[str]) -> int:
+    previous = list(range(len(second) + 1))
+    for row, item in enumerate(first, start=1):
+        current = [row]
+        for column, other in enumerate(second, start=1):
+            current.append(
+                min(previous[column] + 1, current[-1] + 1, previous[column - 1] + (item != other))
+            )
+        previous = current
+    return previous[-1]
+
+
+def character_error_rate(found: list[list[str]], call: Call) -> float:
+    errors = 0
+    total = 0
+    for words, turn in zip(found, call.turns, strict=True):
+        spoken = list(turn.text.replace(" ", ""))
+        errors += edit_distance(spoken, list("".join(words)))
+        total += len(spoken)
+    return errors / max(1, total)
+
+
+def stability(
+    reference: list[list[str]], fast: list[list[str]], call: Call
+) -> dict[str, float | int]:
+    identical = sum(first == second for first, second in zip(reference, fast, strict=True))
+    distance = sum(edit_distance(first, second) for first, second in zip(reference, fast, strict=True))
+    reference_words = sum(len(words) for words in reference)
+    return {
+        "turns": len(call.turns),
+        "identical_turn_fraction": round(identical / max(1, len(call.turns)), 3),
+        "word_agreement": round(1 - distance / max(1, reference_words), 3),
+        "reference_cer": round(character_error_rate(reference, call), 3),
+        "fast_cer": round(character_error_rate(fast, call), 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--beam", type=float, default=None, help="narrower search (default 10)")
-    parser.add_argument("--max-active", type=int, default=None, help="default 3000")
+    parser.add_argument("--beam", type=float, default=DEFAULT_BEAM)
+    parser.add_argument("--max-active", type=int, default=DEFAULT_MAX_ACTIVE)
+    parser.add_argument("--padding", type=float, default=None, help="seconds kept around speech")
     parser.add_argument(
-        "--padding", type=float, default=None, help="seconds kept around speech (default 0.3)"
+        "--reference-silence", action="store_true", help="the reference's silence settings"
     )
+    parser.add_argument("--parallel-channels", action="store_true")
+    parser.add_argument("--no-reference", action="store_true")
     arguments = parser.parse_args()
+    silence = REFERENCE_SILENCE if arguments.reference_silence else SilenceSettings()
+    if arguments.padding is not None:
+        silence = replace(silence, padding_seconds=arguments.padding)
+    settings = TranscriptionSettings(
+        silence=silence, parallel_channels=arguments.parallel_channels
+    )
+    figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-transcribe-") as scratch:
         directory = Path(scratch)
-        call = build_call(arguments.seconds, directory)
+        measured = build_call(arguments.seconds, directory)
+        warm_up = build_call(arguments.seconds, directory, WARM_UP_SENTENCES, seed=12)
         model_path = prepare_model(
             packaged_model(),
             directory / "model",
-            dither=0.0,
             beam=arguments.beam,
             max_active=arguments.max_active,
         )
         before_load = process_cpu_seconds()
         model = SpeechModel(model_path)
         load_cpu = process_cpu_seconds() - before_load
-        silence = SilenceSettings()
-        if arguments.padding is not None:
-            silence = replace(silence, padding_seconds=arguments.padding)
-        speech_samples = sum(
-            region.end - region.start
-            for channel in (0, 1)
-            for region in find_speech_regions(np.ascontiguousarray(call[:, channel]), RATE, silence)
-        )
-        before = process_cpu_seconds()
-        dialogue = transcribe_stereo(model, call, TranscriptionSettings(silence=silence))
-        cpu_seconds = process_cpu_seconds() - before
-    audio_seconds = len(call) / RATE
-    print(
-        json.dumps(
-            {
-                "audio_seconds": round(audio_seconds, 2),
-                "speech_seconds": round(speech_samples / RATE, 2),
-                "cpu_seconds": round(cpu_seconds, 2),
-                "realtime_per_core": round(audio_seconds / cpu_seconds, 2),
-                "utterances": len(dialogue),
-                "model_load_cpu_seconds": round(load_cpu, 2),
-                "beam": arguments.beam,
-                "max_active": arguments.max_active,
-                "padding_seconds": silence.padding_seconds,
-            }
-        )
-    )
+        _, cold_cpu = timed(model, warm_up, settings)
+        fast_dialogue, cpu_seconds = timed(model, measured, settings)
+        figures = {
+            "audio_seconds": round(measured.seconds, 2),
+            "speech_seconds": round(fed_seconds(measured, silence), 2),
+            "cpu_seconds": round(cpu_seconds, 2),
+            "realtime_per_core": round(measured.seconds / cpu_seconds, 2),
+            "cold_audio_seconds": round(warm_up.seconds, 2),
+            "cold_speech_seconds": round(fed_seconds(warm_up, silence), 2),
+            "cold_cpu_seconds": round(cold_cpu, 2),
+            "cold_realtime_per_core": round(warm_up.seconds / cold_cpu, 2),
+            "utterances": len(fast_dialogue),
+            "model_load_cpu_seconds": round(load_cpu, 2),
+            "beam": arguments.beam,
+            "max_active": arguments.max_active,
+            "padding_seconds": silence.padding_seconds,
+            "parallel_channels": arguments.parallel_channels,
+        }
+        if not arguments.no_reference:
+            reference_path = prepare_model(
+                packaged_model(),
+                directory / "reference",
+                beam=REFERENCE_BEAM,
+                max_active=REFERENCE_MAX_ACTIVE,
+            )
+            reference_model = SpeechModel(reference_path)
+            reference_dialogue = transcribe_stereo(
+                reference_model, measured.stereo, TranscriptionSettings(silence=REFERENCE_SILENCE)
+            )
+            figures["reference_speech_seconds"] = round(fed_seconds(measured, REFERENCE_SILENCE), 2)
+            figures.update(
+                stability(
+                    words_per_turn(reference_dialogue, measured),
+                    words_per_turn(fast_dialogue, measured),
+                    measured,
+                )
+            )
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

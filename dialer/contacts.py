@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -120,9 +121,14 @@ def normalise_search_text(value: str) -> str:
     return " ".join(value.lower().replace("ё", "е").split())
 
 
+def search_text_for(name: str, company: str, email: str | None) -> str:
+    """``Contact.search_text`` of a contact with these fields (bulk importers fill the column
+    with it; ``contact_search_text`` is the same for a loaded contact)."""
+    return normalise_search_text(" ".join(part for part in (name, company, email or "") if part))
+
+
 def contact_search_text(contact: Contact) -> str:
-    parts = (contact.name, contact.company, contact.email or "")
-    return normalise_search_text(" ".join(part for part in parts if part))
+    return search_text_for(contact.name, contact.company, contact.email)
 
 
 # --- visibility --------------------------------------------------------------------------------
@@ -479,6 +485,18 @@ def _words(value: str) -> list[str]:
     return normalise_search_text(value).split()
 
 
+def _essential_words(words: Sequence[str]) -> list[str]:
+    """The substrings that must occur, without repeats and without words inside other words
+    ("поляк пол" needs only "поляк"): the same matches, and PostgreSQL's estimate of how many
+    there are is not thrown off by two conditions that are really one."""
+    words = list(dict.fromkeys(words))
+    return [
+        word
+        for index, word in enumerate(words)
+        if not any(word in other for other in words[:index] + words[index + 1 :])
+    ]
+
+
 def _like_pattern(word: str) -> str:
     escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -494,27 +512,56 @@ _CONTACT_SEARCH = Table(
 )
 
 
+class _TextKind(Enum):
+    """How a search text is matched (the plan choice on PostgreSQL depends on it)."""
+
+    NONE = "none"
+    PHONE_PREFIX = "phone prefix"
+    NAME_START = "name start"
+    SUBSTRING = "substring"
+
+
+@dataclass(frozen=True)
+class _SearchPlan:
+    statement: Select[Contact]
+    newest_first: ColumnElement[Any]
+    text_kind: _TextKind
+    phone_prefix: str | None = None
+
+
+def _phone_range(prefix: str) -> ColumnElement[bool]:
+    return and_(ContactPhone.e164 >= prefix, ContactPhone.e164 < prefix_upper_bound(prefix))
+
+
 def _with_text_filter(
-    statement: Select[Contact], dialect: str, query_text: str, region: str
-) -> tuple[Select[Contact], ColumnElement[Any]]:
-    """Add the text condition; returns the statement and the newest-first ordering to use."""
+    statement: Select[Contact],
+    dialect: str,
+    query_text: str,
+    region: str,
+    phone_owners: Sequence[int] | None,
+) -> _SearchPlan:
+    """Add the text condition. ``phone_owners``: the contacts known to hold the phone prefix
+    (used instead of a subquery when the caller looked them up)."""
     newest_first: ColumnElement[Any] = Contact.id.desc()
     prefix = phone_search_prefix(query_text, region)
     if prefix is not None:
-        matching = select(ContactPhone.contact_id).where(
-            ContactPhone.e164 >= prefix, ContactPhone.e164 < prefix_upper_bound(prefix)
-        )
-        return statement.where(Contact.id.in_(matching)), newest_first
+        condition: ColumnElement[bool]
+        if phone_owners is not None:
+            condition = Contact.id.in_(phone_owners)
+        else:
+            condition = Contact.id.in_(select(ContactPhone.contact_id).where(_phone_range(prefix)))
+        return _SearchPlan(statement.where(condition), newest_first, _TextKind.PHONE_PREFIX, prefix)
     words = _words(query_text)
     if not words:
-        return statement, newest_first
+        return _SearchPlan(statement, newest_first, _TextKind.NONE)
     if all(len(word) < MINIMUM_TRIGRAM_LENGTH for word in words):
         # Too short for trigrams: match the start of the name (an index range scan).
         start = " ".join(words)
-        condition = and_(
+        start_condition = and_(
             Contact.search_text >= start, Contact.search_text < prefix_upper_bound(start)
         )
-        return statement.where(condition), newest_first
+        return _SearchPlan(statement.where(start_condition), newest_first, _TextKind.NAME_START)
+    words = _essential_words(words)
     if dialect == "sqlite":
         long_words = [word for word in words if len(word) >= MINIMUM_TRIGRAM_LENGTH]
         # Join the FTS table and order by its rowid: FTS5 then yields matches newest first and
@@ -526,20 +573,17 @@ def _with_text_filter(
         words = [word for word in words if len(word) < MINIMUM_TRIGRAM_LENGTH]
     for word in words:
         statement = statement.where(Contact.search_text.like(_like_pattern(word), escape="\\"))
-    return statement, newest_first
+    return _SearchPlan(statement, newest_first, _TextKind.SUBSTRING)
 
 
 def _search_statement(
-    dialect: str, actor: Actor, query: ContactQuery
-) -> tuple[Select[Contact], ColumnElement[Any]]:
+    dialect: str, actor: Actor, query: ContactQuery, phone_owners: Sequence[int] | None = None
+) -> _SearchPlan:
     statement = select(Contact).where(visible_contacts(actor))
-    newest_first: ColumnElement[Any] = Contact.id.desc()
     if query.only_deleted and actor.is_admin:
         statement = statement.where(Contact.deleted_at.is_not(None))
     else:
         statement = statement.where(Contact.deleted_at.is_(None))
-    if query.text:
-        statement, newest_first = _with_text_filter(statement, dialect, query.text, query.region)
     if query.status is not None:
         statement = statement.where(Contact.status == query.status)
     if query.owner_id is not None:
@@ -550,7 +594,9 @@ def _search_statement(
         statement = statement.where(Contact.shared.is_(query.shared))
     if query.tag is not None:
         statement = statement.where(_tag_filter(dialect, query.tag))
-    return statement, newest_first
+    if query.text:
+        return _with_text_filter(statement, dialect, query.text, query.region, phone_owners)
+    return _SearchPlan(statement, Contact.id.desc(), _TextKind.NONE)
 
 
 def _tag_filter(dialect: str, tag: str) -> ColumnElement[bool]:
@@ -572,18 +618,38 @@ async def search_contacts(
     """
     check_page_bounds(query.limit, query.offset)
     dialect = session.get_bind().dialect.name
-    statement, newest_first = _search_statement(dialect, actor, query)
-    items = (
-        await session.scalars(
-            statement.order_by(newest_first).limit(query.limit).offset(query.offset)
-        )
-    ).all()
     cap = count_cap(query.limit, query.offset, query.count_cap)
+    if dialect == "postgresql" and query.text:
+        return await _search_postgresql(session, actor, query, cap)
+
+    return await _page_counted_after(session, _search_statement(dialect, actor, query), query, cap)
+
+
+async def _page_counted_after(
+    session: AsyncSession, plan: _SearchPlan, query: ContactQuery, cap: int
+) -> Page[Contact]:
+    """The page, then (unless it shows the end) the capped count."""
+    items = await _page_items(session, plan, query)
     if page_is_last(items, query.limit, query.offset):
         total = query.offset + len(items)
     else:
-        counted = statement.with_only_columns(Contact.id).order_by(None).limit(cap).subquery()
-        total = await session.scalar(select(func.count()).select_from(counted)) or 0
+        total = await _count_matches(session, plan.statement, cap)
+    return _page(items, total, query, cap)
+
+
+async def _page_items(
+    session: AsyncSession, plan: _SearchPlan, query: ContactQuery
+) -> Sequence[Contact]:
+    statement = plan.statement.order_by(plan.newest_first).limit(query.limit).offset(query.offset)
+    return (await session.scalars(statement)).all()
+
+
+async def _count_matches(session: AsyncSession, statement: Select[Contact], cap: int) -> int:
+    counted = statement.with_only_columns(Contact.id).order_by(None).limit(cap).subquery()
+    return await session.scalar(select(func.count()).select_from(counted)) or 0
+
+
+def _page(items: Sequence[Contact], total: int, query: ContactQuery, cap: int) -> Page[Contact]:
     return Page(
         items=items,
         total=total,
@@ -591,3 +657,32 @@ async def search_contacts(
         offset=query.offset,
         total_is_exact=total < cap,
     )
+
+
+# --- PostgreSQL phone prefixes -----------------------------------------------------------------
+#
+# The planner cannot know how many numbers a prefix matches, and the two good plans differ by
+# orders of magnitude: for a few hundred numbers, look their contacts up by id and sort; for a
+# prefix that half the contacts share, walk the contacts newest first until a page is full. A
+# bounded read of the (e164, contact_id) index (index only) tells which case it is; for the
+# second the planner is left to its walk (it chooses it for a subquery it expects to be large).
+
+_PHONE_OWNERS_PER_PAGE_ROW = 20
+
+
+async def _search_postgresql(
+    session: AsyncSession, actor: Actor, query: ContactQuery, cap: int
+) -> Page[Contact]:
+    plan = _search_statement("postgresql", actor, query)
+    if plan.text_kind is _TextKind.PHONE_PREFIX and plan.phone_prefix is not None:
+        bound = max(cap, _PHONE_OWNERS_PER_PAGE_ROW * (query.offset + query.limit))
+        owners = (
+            await session.scalars(
+                select(ContactPhone.contact_id)
+                .where(_phone_range(plan.phone_prefix))
+                .limit(bound + 1)
+            )
+        ).all()
+        if len(owners) <= bound:
+            plan = _search_statement("postgresql", actor, query, sorted(set(owners)))
+    return await _page_counted_after(session, plan, query, cap)

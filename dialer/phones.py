@@ -1,4 +1,10 @@
-"""Phone numbers: normalisation to E.164 (raw input kept), time zones, search prefixes."""
+"""Phone numbers: normalisation to E.164 (raw input kept), time zones, search prefixes.
+
+``normalise_phone`` parses a number once and derives everything from that parse: E.164, the
+kind and the time zone (``NormalisedPhone.timezone``); bulk importers need all three per row and
+parsing is the expensive part. Text made only of digits and the usual separators is handed to
+the parser as bare digits, which gives the same number faster.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,11 @@ from dialer.errors import ValidationFailed
 from dialer.models import PhoneKind
 
 _PHONE_SEARCH_PATTERN = re.compile(r"^\+?[\d\s().\-]+$")
+# Plain digits with spaces, brackets, dots and hyphens (at least three digits): the parser reads
+# such text exactly as it reads the bare digits.
+_PLAIN_NUMBER_PATTERN = re.compile(r"\+?[0-9 ().\-]+")
+_NOT_DIGITS = re.compile(r"[^0-9]")
+_PLAIN_NUMBER_MINIMUM_DIGITS = 3
 _MOBILE_TYPES = frozenset(
     {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
 )
@@ -22,6 +33,8 @@ class NormalisedPhone:
     e164: str
     raw: str
     kind: PhoneKind
+    # The IANA zone when the number has exactly one (see ``timezone_for_number``).
+    timezone: str | None = None
 
 
 def normalise_phone(
@@ -37,6 +50,10 @@ def normalise_phone(
     text = raw.strip()
     if not text:
         raise ValidationFailed("phone", "is empty")
+    if _PLAIN_NUMBER_PATTERN.fullmatch(text):
+        digits = _NOT_DIGITS.sub("", text)
+        if len(digits) >= _PLAIN_NUMBER_MINIMUM_DIGITS:
+            text = ("+" if text.startswith("+") else "") + digits
     try:
         number = phonenumbers.parse(text, default_region.upper())
     except phonenumbers.NumberParseException as error:
@@ -44,15 +61,17 @@ def normalise_phone(
     if not phonenumbers.is_possible_number(number):
         raise ValidationFailed("phone", f"not a possible phone number: {raw!r}")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    number_type = phonenumbers.number_type(number)
     if kind is None:
-        number_type = phonenumbers.number_type(number)
         chosen = PhoneKind.MOBILE if number_type in _MOBILE_TYPES else PhoneKind.WORK
     else:
         try:
             chosen = PhoneKind(kind)
         except ValueError as error:
             raise ValidationFailed("phone kind", f"unknown kind {kind!r}") from error
-    return NormalisedPhone(e164=e164, raw=raw, kind=chosen)
+    return NormalisedPhone(
+        e164=e164, raw=raw, kind=chosen, timezone=_single_timezone(number, number_type)
+    )
 
 
 def timezone_for_number(e164: str) -> str | None:
@@ -65,11 +84,19 @@ def timezone_for_number(e164: str) -> str | None:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return None
-    zones = [
-        zone
-        for zone in phone_timezones.time_zones_for_number(number)
-        if zone != phone_timezones.UNKNOWN_TIMEZONE
-    ]
+    return _single_timezone(number, phonenumbers.number_type(number))
+
+
+def _single_timezone(number: phonenumbers.PhoneNumber, number_type: int) -> str | None:
+    """``phonenumbers.timezone.time_zones_for_number`` for a number whose type is known (that
+    function works the type out again, which costs as much as the rest of it)."""
+    if number_type == phonenumbers.PhoneNumberType.UNKNOWN:
+        return None
+    if phonenumbers.is_number_type_geographical(number_type, number.country_code or 0):
+        found = phone_timezones.time_zones_for_geographical_number(number)
+    else:
+        found = phone_timezones._country_level_time_zones_for_number(number)
+    zones = [zone for zone in found if zone != phone_timezones.UNKNOWN_TIMEZONE]
     return zones[0] if len(zones) == 1 else None
 
 

@@ -1,4 +1,4 @@
-"""Offline transcription of a stereo call recording with Vosk, one recogniser per call side.
+"""Offline transcription of a stereo call recording with Vosk, one call side at a time.
 
 * One :class:`SpeechModel` per process: loading the model costs seconds and hundreds of MB,
   and a Vosk model is safe to share between recognisers in several threads.
@@ -6,12 +6,32 @@
   audio is cut into speech regions by :mod:`recordings.silence`, only those are resampled to
   the model's rate (``--sample-frequency`` in ``conf/mfcc.conf``, 16000 when absent) and fed to
   a ``KaldiRecognizer`` with word timings on. Every region ends with ``FinalResult()``, so a
-  region's words never run into the next one.
-* The recogniser's clock counts only the audio fed to it; a table of (fed time, call time)
-  pieces maps every word back to its time in the call, so skipping silence does not shift it.
-* A recogniser grows while it decodes, so it is replaced by a fresh one after
-  ``recognizer_seconds`` of fed audio, at an utterance boundary.
-* The two channels run in two threads (Vosk releases the GIL while decoding).
+  region's words never run into the next one; inside a region Vosk's endpointer may cut
+  utterances at pauses.
+* The recogniser's clock counts only the audio fed to it; each region remembers where it
+  started on that clock and in the call, so skipping silence does not shift word times.
+
+Why recognisers are kept warm (measured, see ``bench/transcribe.py``): the small models decode
+on a graph composed on the fly (``HCLr.fst`` o ``Gr.fst``), and each recogniser caches the
+composed states it visits. A fresh recogniser is cheap to create but its first tens of
+seconds of audio cost two to three times the CPU of the same audio on a warm one (on the
+bench call: 8.9 s CPU cold vs 3.0-3.6 s warm at the model's beam 10). ``FinalResult()`` drops
+the decoder and feature pipeline (so no speaker adaptation leaks from one region, channel or
+call to the next) but keeps that cache. So the :class:`SpeechModel` keeps a small pool of idle
+recognisers: a channel borrows one, gives it back when done, and the next channel or call
+starts warm. Transcripts do not depend on whether the recogniser was warm (tested).
+
+The cache grows slowly (on varied speech at beam 6: +85 MB in the first minute of audio fed,
+then about 8 MB per minute and slowing), so a recogniser is retired after
+``recognizer_seconds`` of audio fed over its life (default 15 minutes), at a region boundary,
+and at most ``max_idle_recognizers`` idle ones are kept.
+
+The recommended (default) configuration, together with
+:func:`recordings.model_setup.prepare_model`'s defaults (dither 0, beam 7, max-active 1500):
+both channels decoded one after the other on one warm recogniser
+(``parallel_channels=False``, best CPU per call; the job queue runs calls in parallel),
+silence padding 0.15 s. Measured on the 60 s espeak-ng bench call, 2-core shared machine:
+about 20-25x real time per core once warm, against 6.5x for the previous defaults.
 
 The result is a dialogue: utterances of both speakers sorted by start time. Transcripts of
 phone audio are a search and coaching aid, not evidence (small models: 30-40 % WER).
@@ -19,10 +39,10 @@ phone audio are a search and coaching aid, not evidence (small models: 30-40 % W
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import re
+import threading
 import wave
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +64,7 @@ logger = logging.getLogger(__name__)
 Speaker = Literal["operator", "customer"]
 CALL_SAMPLE_RATE = 8000
 DEFAULT_MODEL_SAMPLE_RATE = 16000
+DEFAULT_MAX_IDLE_RECOGNIZERS = 4
 _FEED_SECONDS = 0.5
 _SAMPLE_FREQUENCY = re.compile(r"^\s*--sample-frequency\s*=\s*([0-9.]+)", re.MULTILINE)
 
@@ -85,9 +106,12 @@ class Utterance:
 
 @dataclass(frozen=True, slots=True)
 class TranscriptionSettings:
-    recognizer_seconds: float = 60.0
+    # Audio seconds a recogniser may decode over its life (across calls) before it is retired.
+    recognizer_seconds: float = 900.0
     silence: SilenceSettings = field(default_factory=SilenceSettings)
-    parallel_channels: bool = True
+    # True: the two channels of transcribe_stereo in two threads (half the wall time, but two
+    # recognisers to keep warm); False: one after the other on one recogniser.
+    parallel_channels: bool = False
 
 
 def model_sample_rate(model_path: Path) -> int:
@@ -100,10 +124,24 @@ def model_sample_rate(model_path: Path) -> int:
     return round(float(match.group(1))) if match else DEFAULT_MODEL_SAMPLE_RATE
 
 
-class SpeechModel:
-    """A loaded Vosk model; create one per process and share it."""
+@dataclass(slots=True)
+class WarmRecognizer:
+    """A recogniser and its clock: seconds of audio it has been fed over its life."""
 
-    def __init__(self, model_path: Path) -> None:
+    recognizer: KaldiRecognizer
+    fed_seconds: float = 0.0
+
+
+class SpeechModel:
+    """A loaded Vosk model and its pool of idle warm recognisers; one per process, shared.
+
+    ``max_idle_recognizers`` bounds the pool (each idle recogniser holds its graph cache, about
+    100-250 MB); threads that find the pool empty create a fresh recogniser.
+    """
+
+    def __init__(
+        self, model_path: Path, *, max_idle_recognizers: int = DEFAULT_MAX_IDLE_RECOGNIZERS
+    ) -> None:
         if not (model_path / "am").is_dir() and not (model_path / "conf").is_dir():
             raise ModelNotFoundError(f"no Vosk model at {model_path}")
         SetLogLevel(-1)
@@ -113,61 +151,94 @@ class SpeechModel:
             raise ModelNotFoundError(f"Vosk could not load {model_path}: {error}") from error
         self.path = model_path
         self.sample_rate = model_sample_rate(model_path)
+        self.max_idle_recognizers = max_idle_recognizers
+        self._idle: list[WarmRecognizer] = []
+        self._idle_lock = threading.Lock()
 
     def recognizer(self) -> KaldiRecognizer:
+        """A fresh recogniser with word timings on (one-best result, no partial words)."""
         try:
             recognizer = KaldiRecognizer(self.vosk_model, float(self.sample_rate))
         except Exception as error:  # vosk raises bare Exception
             raise TranscriptionError(f"could not create a recogniser: {error}") from error
         recognizer.SetWords(True)
+        recognizer.SetMaxAlternatives(0)
+        recognizer.SetPartialWords(False)
         return recognizer
+
+    def take_recognizer(self, max_fed_seconds: float) -> WarmRecognizer:
+        """An idle warm recogniser younger than ``max_fed_seconds``, or a fresh one.
+
+        The caller owns it until :meth:`give_back`; it must end every stretch of audio with
+        ``FinalResult()`` so the next user starts with a clean decoder.
+        """
+        with self._idle_lock:
+            while self._idle:
+                warm = self._idle.pop()
+                if warm.fed_seconds < max_fed_seconds:
+                    return warm
+        return WarmRecognizer(self.recognizer())
+
+    def give_back(self, warm: WarmRecognizer, max_fed_seconds: float) -> None:
+        """Return a recogniser after its last ``FinalResult()``; old ones are dropped."""
+        if warm.fed_seconds >= max_fed_seconds:
+            return
+        with self._idle_lock:
+            if len(self._idle) < self.max_idle_recognizers:
+                self._idle.append(warm)
+
+    def idle_recognizers(self) -> int:
+        with self._idle_lock:
+            return len(self._idle)
 
 
 class _ChannelDecoder:
-    """Feeds speech regions of one channel to a recogniser and collects utterances."""
+    """Feeds speech regions of one channel to a borrowed recogniser and collects utterances."""
 
     def __init__(self, model: SpeechModel, speaker: Speaker, settings: TranscriptionSettings):
         self._model = model
         self._speaker = speaker
         self._settings = settings
-        self._recognizer: KaldiRecognizer | None = None
-        self._fed_seconds = 0.0
-        # Pieces fed to the current recogniser: fed-clock starts and call-clock starts.
-        self._fed_starts: list[float] = []
-        self._call_starts: list[float] = []
+        self._warm: WarmRecognizer | None = None
+        # Where the current region starts on the recogniser's clock and in the call.
+        self._region_fed_start = 0.0
+        self._region_call_start = 0.0
         self.utterances: list[Utterance] = []
 
     def decode_region(self, speech: npt.NDArray[np.int16], call_start: float) -> None:
+        if len(speech) == 0:
+            return
+        limit = self._settings.recognizer_seconds
+        if self._warm is not None and self._warm.fed_seconds >= limit:
+            self._warm = None  # retired at a region boundary: the pool drops it
+        if self._warm is None:
+            self._warm = self._model.take_recognizer(limit)
+        warm = self._warm
         rate = self._model.sample_rate
+        self._region_fed_start = warm.fed_seconds
+        self._region_call_start = call_start
         piece = max(1, round(_FEED_SECONDS * rate))
-        for offset in range(0, len(speech), piece):
-            chunk = speech[offset : offset + piece]
-            recognizer = self._current_recognizer()
-            self._fed_starts.append(self._fed_seconds)
-            self._call_starts.append(call_start + offset / rate)
-            self._fed_seconds += len(chunk) / rate
-            if recognizer.AcceptWaveform(chunk.astype("<i2").tobytes()):
-                self._collect(recognizer.Result())
-                self._maybe_renew()
-        if self._recognizer is not None:
-            self._collect(self._recognizer.FinalResult())
-            self._maybe_renew()
+        data = speech.astype("<i2", copy=False).tobytes()
+        for offset in range(0, len(data), 2 * piece):
+            chunk = data[offset : offset + 2 * piece]
+            ended = warm.recognizer.AcceptWaveform(chunk)
+            if ended:
+                self._collect(warm.recognizer.Result())
+        self._collect(warm.recognizer.FinalResult())
+        warm.fed_seconds += len(speech) / rate
 
-    def _current_recognizer(self) -> KaldiRecognizer:
-        if self._recognizer is None:
-            self._recognizer = self._model.recognizer()
-            self._fed_seconds = 0.0
-            self._fed_starts.clear()
-            self._call_starts.clear()
-        return self._recognizer
-
-    def _maybe_renew(self) -> None:
-        if self._fed_seconds >= self._settings.recognizer_seconds:
-            self._recognizer = None  # the next piece starts a fresh one
+    def finish(self) -> None:
+        """Give the recogniser back to the model's pool (after the last region)."""
+        if self._warm is not None:
+            self._model.give_back(self._warm, self._settings.recognizer_seconds)
+            self._warm = None
 
     def _to_call_time(self, fed_time: float) -> float:
-        index = max(0, bisect.bisect_right(self._fed_starts, fed_time) - 1)
-        return self._call_starts[index] + (fed_time - self._fed_starts[index])
+        # Region starts are whole samples and Vosk's times whole 30 ms frames, so a call time
+        # has at most 6 decimals: rounding removes the float noise of a long-lived clock, and
+        # the same audio gives the same times on a fresh or a warm recogniser.
+        call_time = self._region_call_start + max(0.0, fed_time - self._region_fed_start)
+        return round(call_time, 6)
 
     def _collect(self, result_json: str) -> None:
         result = json.loads(result_json)
@@ -207,6 +278,8 @@ def transcribe_channel(
     for region in find_speech_regions(samples, sample_rate, chosen.silence):
         speech = resample(samples[region.start : region.end], sample_rate, model.sample_rate)
         decoder.decode_region(speech, region.start / sample_rate)
+    # Not reached when decoding raised: a recogniser in an unknown state is not reused.
+    decoder.finish()
     return decoder.utterances
 
 

@@ -33,11 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.actors import Actor
 from dialer.audit import append_audit_event
-from dialer.contacts import (
-    MAXIMUM_TAG_LENGTH,
-    normalise_search_text,
-    visible_contacts,
-)
+from dialer.contacts import MAXIMUM_TAG_LENGTH, search_text_for, visible_contacts
 from dialer.errors import PermissionDenied, ValidationFailed
 from dialer.importing.errors import InvalidMapping, NoHeaderRow
 from dialer.importing.mapping import (
@@ -64,6 +60,9 @@ _TEXT_LIMITS = {"name": 200, "company": 200, "position": 200, "follow_up_note": 
 _NOTES_LIMIT = 100_000
 _EMAIL_LIMIT = 254
 _RAW_PHONE_LIMIT = 100
+# New rows go in through Core statements on the tables (the values are plain dicts already).
+_CONTACTS = Contact.metadata.tables["contacts"]
+_CONTACT_PHONES = Contact.metadata.tables["contact_phones"]
 
 # Common Russian names of the default statuses (used only when the code exists).
 _STATUS_SYNONYMS: Mapping[str, tuple[str, ...]] = {
@@ -520,7 +519,7 @@ class _Importer:
             if contact.timezone is None:
                 contact.timezone = timezone_for_number(contact.phones[0].e164)
         if changed:
-            contact.search_text = search_text_of(contact.name, contact.company, contact.email)
+            contact.search_text = search_text_for(contact.name, contact.company, contact.email)
             contact.updated_at = now
             contact.updated_by_id = self.actor.user_id if self.actor is not None else None
         return _RowResult(
@@ -546,14 +545,14 @@ class _Importer:
                 phone_values.append(_phone_values(contact_id, phone, position))
                 self.known[phone.e164] = _KnownContact(contact_id, item.row_number)
         if phone_values:
-            await self.session.execute(insert(ContactPhone), phone_values)
+            await self.session.execute(insert(_CONTACT_PHONES), phone_values)
 
     def _contact_values(
         self, contact: ParsedContact, now: datetime, actor_id: int | None
     ) -> dict[str, Any]:
         timezone = contact.timezone
         if timezone is None and contact.phones:
-            timezone = timezone_for_number(contact.phones[0].e164)
+            timezone = contact.phones[0].timezone
         return {
             "name": contact.name,
             "company": contact.company,
@@ -568,7 +567,7 @@ class _Importer:
             "notes": contact.notes,
             "custom_fields": contact.custom_fields,
             "shared": self.options.shared,
-            "search_text": search_text_of(contact.name, contact.company, contact.email),
+            "search_text": search_text_for(contact.name, contact.company, contact.email),
             "created_at": now,
             "created_by_id": actor_id,
             "updated_at": now,
@@ -579,17 +578,22 @@ class _Importer:
 async def _insert_contact_rows(
     session: AsyncSession, values: Sequence[dict[str, Any]]
 ) -> list[int]:
-    """Insert contact rows in one statement; their ids, in order.
+    """Insert contact rows; their ids, in order.
 
-    PostgreSQL returns the ids with the rows. SQLite has to insert row by row to promise the
-    order of RETURNING, so there the rows go in with one executemany and the ids are read back:
-    inside our write transaction nobody else inserts, and a table without AUTOINCREMENT gives
-    each new row max(rowid) + 1, so the batch's ids are the consecutive run ending at max(id).
+    Core statements, not the ORM's bulk path (the rows are plain dicts already). PostgreSQL
+    returns the ids with the rows. On SQLite, RETURNING makes SQLAlchemy send the rows as
+    multi-row INSERTs ("insertmanyvalues"); that matters beyond the round trips: the full-text
+    trigger then writes each statement's rows to the FTS index in one go, where an INSERT per
+    row makes FTS5 flush a segment per row (three times the work). SQLite does not promise the
+    order of RETURNING rows, so the ids are read back instead: inside our write transaction
+    nobody else inserts, and a table without AUTOINCREMENT gives each new row max(rowid) + 1 in
+    the order of the VALUES, so the batch's ids are the consecutive run ending at max(id).
     """
+    table = _CONTACTS
     if session.get_bind().dialect.name != "sqlite":
-        statement = insert(Contact).returning(Contact.id, sort_by_parameter_order=True)
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return list((await session.scalars(statement, values)).all())
-    await session.execute(insert(Contact), values)
+    await session.execute(insert(table).returning(table.c.id), values)
     last_id = await session.scalar(select(func.max(Contact.id)))
     if last_id is None:
         raise RuntimeError("contacts were inserted but the table is empty")
@@ -600,11 +604,6 @@ async def _insert_contact_rows(
     if in_range != len(values):
         raise RuntimeError("contact ids of an import batch are not consecutive")
     return list(range(first_id, last_id + 1))
-
-
-def search_text_of(name: str, company: str, email: str | None) -> str:
-    """``Contact.search_text`` as ``dialer.contacts.contact_search_text`` computes it."""
-    return normalise_search_text(" ".join(part for part in (name, company, email or "") if part))
 
 
 def _phone_values(contact_id: int, phone: NormalisedPhone, position: int) -> dict[str, Any]:

@@ -4,8 +4,9 @@ Talk time is counted in whole seconds (rounded to the nearest second): one bin p
 an hour, then one bin per minute up to a day (longer calls go into the last bin). A median that
 falls in a minute bin is that minute's middle; below an hour it is exact to the second.
 
-A histogram is stored sparsely as little-endian pairs ``(bin: uint16, count: uint32)``, sorted by
-bin, so many rows can be merged with numpy without decoding them one by one.
+A histogram is stored sparsely as little-endian pairs ``(bin: uint16, count: uint16)``, sorted by
+bin (a count over 65 535 takes several pairs of the same bin), so many rows can be merged with
+numpy without decoding them one by one.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy.typing as npt
 SECOND_BINS = 3600
 MINUTE_BINS = 23 * 60
 BIN_COUNT = SECOND_BINS + MINUTE_BINS
-PAIR = np.dtype([("bin", "<u2"), ("count", "<u4")])
+PAIR = np.dtype([("bin", "<u2"), ("count", "<u2")])
+MAX_PAIR_COUNT = 0xFFFF
 
 IntArray = npt.NDArray[np.int64]
 
@@ -38,20 +40,32 @@ def bin_seconds(index: int) -> float:
     return float(SECOND_BINS + (index - SECOND_BINS) * 60 + 30)
 
 
+def _pack(bins: IntArray, counts: IntArray) -> bytes:
+    """Pairs for positive ``counts`` of sorted ``bins``, splitting counts over one pair's limit."""
+    pieces = -(-counts // MAX_PAIR_COUNT)
+    packed = np.empty(int(pieces.sum()), dtype=PAIR)
+    packed["bin"] = np.repeat(bins, pieces)
+    split = np.full(len(packed), MAX_PAIR_COUNT, dtype=np.int64)
+    ends = np.cumsum(pieces) - 1
+    split[ends] = counts - (pieces - 1) * MAX_PAIR_COUNT
+    packed["count"] = split
+    return packed.tobytes()
+
+
 def encode(counts: Mapping[int, int]) -> bytes:
-    """The stored form of ``{bin: count}``."""
+    """The stored form of ``{bin: count}`` (counts must be positive)."""
     if not counts:
         return b""
     pairs = np.array(sorted(counts.items()), dtype=np.int64)
-    packed = np.empty(len(pairs), dtype=PAIR)
-    packed["bin"] = pairs[:, 0]
-    packed["count"] = pairs[:, 1]
-    return packed.tobytes()
+    return _pack(pairs[:, 0], pairs[:, 1])
 
 
 def decode(blob: bytes) -> dict[int, int]:
     pairs = np.frombuffer(blob, dtype=PAIR)
-    return {int(pair["bin"]): int(pair["count"]) for pair in pairs}
+    counts: dict[int, int] = {}
+    for talk_bin, count in zip(pairs["bin"].tolist(), pairs["count"].tolist(), strict=True):
+        counts[talk_bin] = counts.get(talk_bin, 0) + count
+    return counts
 
 
 def merge(blobs: Iterable[bytes]) -> bytes:
@@ -62,10 +76,7 @@ def merge(blobs: Iterable[bytes]) -> bytes:
     pairs = np.frombuffer(joined, dtype=PAIR)
     dense = np.bincount(pairs["bin"], weights=pairs["count"], minlength=BIN_COUNT)
     bins = np.flatnonzero(dense)
-    packed = np.empty(len(bins), dtype=PAIR)
-    packed["bin"] = bins
-    packed["count"] = dense[bins]
-    return packed.tobytes()
+    return _pack(bins.astype(np.int64), dense[bins].astype(np.int64))
 
 
 def grouped_medians(
@@ -74,7 +85,8 @@ def grouped_medians(
     """The median talk time of each group; ``groups[i]`` is the group of ``blobs[i]``.
 
     With an even number of calls the median is the mean of the two middle ones; a group without
-    calls has None.
+    calls has None. Works on the pairs themselves (sorted by group and bin), not on a dense
+    table of every bin of every group.
     """
     medians: list[float | None] = [None] * group_count
     if group_count == 0 or not blobs:
@@ -84,20 +96,23 @@ def grouped_medians(
     if len(pairs) == 0:
         return medians
     owners = np.repeat(groups, lengths)
-    dense = np.bincount(
-        owners * BIN_COUNT + pairs["bin"].astype(np.int64),
-        weights=pairs["count"].astype(np.float64),
-        minlength=group_count * BIN_COUNT,
-    ).reshape(group_count, BIN_COUNT)
-    cumulative = np.cumsum(dense, axis=1)
-    totals = cumulative[:, -1]
-    for group in np.flatnonzero(totals):
-        row = cumulative[group]
-        total = int(totals[group])
-        lower = int(np.searchsorted(row, (total + 1) // 2))  # 1-based rank ceil(n/2)
-        upper = int(np.searchsorted(row, total // 2 + 1))  # 1-based rank n/2+1
+    bins = pairs["bin"].astype(np.int64)
+    order = np.argsort(owners * BIN_COUNT + bins, kind="stable")
+    owners, bins = owners[order], bins[order]
+    cumulative = np.cumsum(pairs["count"].astype(np.int64)[order])
+    totals = np.bincount(owners, weights=pairs["count"][order], minlength=group_count)
+    totals = totals.astype(np.int64)
+    before = np.concatenate(([0], np.cumsum(totals)[:-1]))
+    present = np.flatnonzero(totals)
+    lower_rank = before[present] + (totals[present] + 1) // 2
+    upper_rank = before[present] + totals[present] // 2 + 1
+    lower = bins[np.searchsorted(cumulative, lower_rank)]
+    upper = bins[np.searchsorted(cumulative, upper_rank)]
+    for group, low, high, total in zip(
+        present.tolist(), lower.tolist(), upper.tolist(), totals[present].tolist(), strict=True
+    ):
         if total % 2:
-            medians[group] = bin_seconds(lower)
+            medians[group] = bin_seconds(low)
         else:
-            medians[group] = (bin_seconds(lower) + bin_seconds(upper)) / 2
+            medians[group] = (bin_seconds(low) + bin_seconds(high)) / 2
     return medians

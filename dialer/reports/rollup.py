@@ -25,10 +25,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from typing import cast as cast_type
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Integer,
     Table,
     and_,
@@ -73,6 +75,14 @@ MEASURE_NAMES = (
 SMALLEST_DIMENSION_3_GRAIN = 24
 
 ROLLUP_TABLE = cast_type(Table, CallVolumeRollup.__table__)
+# Deletes one rollup row by its primary key (executed with a list of keys).
+_DELETE_BY_KEY = delete(ROLLUP_TABLE).where(
+    ROLLUP_TABLE.c.grain == bindparam("b_grain"),
+    ROLLUP_TABLE.c.dimension == bindparam("b_dimension"),
+    ROLLUP_TABLE.c.operator_key == bindparam("b_operator_key"),
+    ROLLUP_TABLE.c.period == bindparam("b_period"),
+    ROLLUP_TABLE.c.dimension_value == bindparam("b_value"),
+)
 RollupKey = tuple[int, int, int, str]  # period, dimension, operator_key, dimension_value
 
 
@@ -391,6 +401,25 @@ def _figures_measures(entry: Figures) -> list[int]:
     ]
 
 
+def _stored_measures(row: Any) -> list[int]:
+    return [int(getattr(row, name)) for name in MEASURE_NAMES]
+
+
+def _row_values(grain: int, key: RollupKey, total: Delta) -> dict[str, object]:
+    period, dimension, operator_key, value = key
+    return {
+        "grain": grain,
+        "period": period,
+        "dimension": dimension,
+        "operator_key": operator_key,
+        "dimension_value": value,
+        **dict(zip(MEASURE_NAMES, total.measures, strict=True)),
+        "talk_histogram": histogram.encode(
+            {talk_bin: count for talk_bin, count in total.bins.items() if count > 0}
+        ),
+    }
+
+
 def _key(row: CallVolumeRollupRow) -> RollupKey:
     return (row.period, row.dimension, row.operator_key, row.dimension_value)
 
@@ -406,16 +435,9 @@ async def _apply_deltas(session: AsyncSession, grain: int, deltas: dict[RollupKe
         )
         if _key(row) in deltas
     }
-    table = ROLLUP_TABLE.c
     if current:
         await session.execute(
-            delete(ROLLUP_TABLE).where(
-                table.grain == bindparam("b_grain"),
-                table.dimension == bindparam("b_dimension"),
-                table.operator_key == bindparam("b_operator_key"),
-                table.period == bindparam("b_period"),
-                table.dimension_value == bindparam("b_value"),
-            ),
+            _DELETE_BY_KEY,
             [
                 {
                     "b_grain": grain,
@@ -434,22 +456,8 @@ async def _apply_deltas(session: AsyncSession, grain: int, deltas: dict[RollupKe
         if old is not None:
             total.add(_row_measures(old), histogram.decode(old.talk_histogram), 1)
         total.add_delta(delta)
-        if total.measures[0] <= 0:
-            continue
-        period, dimension, operator_key, value = key
-        values.append(
-            {
-                "grain": grain,
-                "period": period,
-                "dimension": dimension,
-                "operator_key": operator_key,
-                "dimension_value": value,
-                **dict(zip(MEASURE_NAMES, total.measures, strict=True)),
-                "talk_histogram": histogram.encode(
-                    {talk_bin: count for talk_bin, count in total.bins.items() if count > 0}
-                ),
-            }
-        )
+        if total.measures[0] > 0:
+            values.append(_row_values(grain, key, total))
     for start in range(0, len(values), INSERT_BATCH):
         await session.execute(insert(ROLLUP_TABLE), values[start : start + INSERT_BATCH])
 
@@ -545,3 +553,57 @@ async def rebuild_call_volume(session: AsyncSession, first_hour: int, end_hour: 
     dirty = await _dirty_hours(session, first_hour, end_hour)
     await recompute_hours(session, range(first_hour, end_hour))
     await _clear_markers(session, dirty)
+
+
+def move_operator_rows(
+    connection: Connection, operator_id: int, old_team: int | None, new_team: int | None
+) -> None:
+    """Move an operator's figures from one team's rows to another's, at every grain, when the
+    operator changes team (synchronous: runs inside the ORM flush that changes the user).
+
+    The operator's own rows are subtracted from the old team's rows and added to the new
+    team's, so team rows stay equal to the sum of their current members' rows without
+    recomputing any hour from the calls.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK_KEY})
+    table = ROLLUP_TABLE.c
+    own = connection.execute(select(ROLLUP_TABLE).where(table.operator_key == operator_id)).all()
+    if not own:
+        return
+    for team_id, sign in ((old_team, -1), (new_team, 1)):
+        if team_id is None:
+            continue
+        key = team_key(team_id)
+        current = {
+            (row.grain, row.dimension, row.period, row.dimension_value): row
+            for row in connection.execute(select(ROLLUP_TABLE).where(table.operator_key == key))
+        }
+        replaced: list[dict[str, object]] = []
+        values: list[dict[str, object]] = []
+        for row in own:
+            place = (row.grain, row.dimension, row.period, row.dimension_value)
+            total = Delta()
+            base = current.get(place)
+            if base is not None:
+                total.add(_stored_measures(base), histogram.decode(base.talk_histogram), 1)
+                replaced.append(
+                    {
+                        "b_grain": row.grain,
+                        "b_dimension": row.dimension,
+                        "b_operator_key": key,
+                        "b_period": row.period,
+                        "b_value": row.dimension_value,
+                    }
+                )
+            total.add(_stored_measures(row), histogram.decode(row.talk_histogram), sign)
+            if total.measures[0] > 0:
+                values.append(
+                    _row_values(
+                        row.grain, (row.period, row.dimension, key, row.dimension_value), total
+                    )
+                )
+        if replaced:
+            connection.execute(_DELETE_BY_KEY, replaced)
+        for start in range(0, len(values), INSERT_BATCH):
+            connection.execute(insert(ROLLUP_TABLE), values[start : start + INSERT_BATCH])

@@ -6,8 +6,9 @@ delete, a late end) or deleted (purged) in the flush, the hour of its ``created_
 value if it moved) gets a ``CallVolumeDirtyHour`` row, or that row's ``generation`` + 1, in the
 same transaction as the change. Nothing in ``dialer.calls`` has to call us.
 
-When a ``User`` changes team, every hour with calls of that operator is marked dirty too (the
-rollups keep per-team rows, ``dialer.reports.models.team_key``).
+When a ``User`` changes team, their figures are moved from the old team's rollup rows to the new
+team's in the same flush (``dialer.reports.rollup.move_operator_rows``; the rollups keep per-team
+rows, ``dialer.reports.models.team_key``).
 
 Writes that bypass the ORM unit of work (``session.execute(update(Call)...)``, raw SQL, bulk
 loads) are not seen: after such a write call ``mark_hours_dirty`` or run
@@ -25,14 +26,14 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Executable, event, inspect, literal, select
+from sqlalchemy import Connection, Executable, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, UOWTransaction
 
 from dialer.models import Call, User
 from dialer.reports.grid import epoch_hour
 from dialer.reports.models import CallVolumeDirtyHour
-from dialer.reports.rollup import epoch_hour_of
+from dialer.reports.rollup import move_operator_rows
 
 
 def mark_hours_dirty(connection: Connection, hours: Iterable[int]) -> None:
@@ -55,39 +56,18 @@ def mark_hours_dirty(connection: Connection, hours: Iterable[int]) -> None:
         connection.execute(statement, row)
 
 
-def mark_operator_hours_dirty(connection: Connection, operator_ids: Iterable[int]) -> None:
-    """Mark every hour holding calls of these operators dirty (after a change of team)."""
-    wanted = sorted(set(operator_ids))
-    if not wanted:
-        return
-    calls = Call.__table__.c
-    hours = (
-        select(epoch_hour_of(calls.created_at, connection.dialect.name), literal(1))
-        .where(calls.operator_id.in_(wanted))
-        .distinct()
-    )
-    bump = {"generation": CallVolumeDirtyHour.generation + 1}
-    statement: Executable
-    if connection.dialect.name == "postgresql":
-        statement = (
-            postgresql.insert(CallVolumeDirtyHour)
-            .from_select(["hour", "generation"], hours)
-            .on_conflict_do_update(index_elements=["hour"], set_=bump)
-        )
-    else:
-        statement = (
-            sqlite.insert(CallVolumeDirtyHour)
-            .from_select(["hour", "generation"], hours)
-            .on_conflict_do_update(index_elements=["hour"], set_=bump)
-        )
-    connection.execute(statement)
-
-
-def _moved_operators(session: Session) -> list[int]:
-    moved: list[int] = []
+def _moved_operators(session: Session) -> list[tuple[int, int | None, int | None]]:
+    """``(user id, old team, new team)`` of users whose team changes in this flush."""
+    moved: list[tuple[int, int | None, int | None]] = []
     for instance in session.dirty:
-        if isinstance(instance, User) and inspect(instance).attrs.team_id.history.has_changes():
-            moved.append(instance.id)
+        if not isinstance(instance, User):
+            continue
+        history = inspect(instance).attrs.team_id.history
+        if history.has_changes():
+            old = history.deleted[0] if history.deleted else None
+            new = history.added[0] if history.added else None
+            if old != new:
+                moved.append((instance.id, old, new))
     return moved
 
 
@@ -119,9 +99,8 @@ def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
     hours = _changed_hours(session)
     if hours:
         mark_hours_dirty(session.connection(), hours)
-    moved = _moved_operators(session)
-    if moved:
-        mark_operator_hours_dirty(session.connection(), moved)
+    for user_id, old_team, new_team in _moved_operators(session):
+        move_operator_rows(session.connection(), user_id, old_team, new_team)
 
 
 def install_call_volume_tracking() -> None:
