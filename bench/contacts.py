@@ -13,11 +13,15 @@ by ``upgrade_database``, then:
 3. ``--import-rows`` CSV rows (default 100 000; cp1251, ``;``, Russian titles, "8 (9xx) ..."
    phones, 3 % duplicates of stored contacts and 2 % within the file) go through
    ``dialer.importing.service.import_contacts`` in one transaction; rows per second;
-4. ``--audit-events`` events (default 5 000) through ``dialer.audit.append_audit_event``, each
-   committed on its own (what a busy floor produces), and as many in one transaction.
+4. ``--audit-events`` events (default 5 000) through ``dialer.audit.append_audit_event``: each
+   committed on its own, one after another (``audit_events_per_s``); the same spread over
+   ``--audit-writers`` concurrent sessions (default 20), each committing every event; as many
+   in one transaction; then ``verify_audit_chain`` over the whole chain at two lengths.
 
-Prints one JSON line per database: db, contacts, search_p95_ms, import_rows_per_s,
-audit_events_per_s, plus details (search p50/max per kind, audit batched rate, load time).
+Prints one JSON line per database: db, contacts, search_p95_ms (admin), import_rows_per_s,
+audit_events_per_s (one event per transaction, sequential), plus details: search p50/max per
+kind for an admin and an operator (``search_operator_p95_ms``), import CPU, audit rates with
+concurrent writers and in one transaction, verification rate, load time and load average.
 
     .venv/bin/python -m bench.contacts [--contacts 1000000] [--databases sqlite,postgresql]
 """
@@ -40,7 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -50,10 +54,10 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from dialer.actors import Actor, Role
-from dialer.audit import append_audit_event
+from dialer.audit import append_audit_event, verify_audit_chain
 from dialer.contacts import ContactQuery, normalise_search_text, search_contacts
 from dialer.importing.service import ImportOptions, import_contacts
-from dialer.models import Contact, ContactPhone
+from dialer.models import AuditEvent, Contact, ContactPhone
 from dialer.settings import Settings
 from dialer.storage import create_engine, create_session_factory, upgrade_database
 from dialer.users import create_team, create_user
@@ -390,7 +394,12 @@ async def load_contacts(engine: AsyncEngine, staff: Staff, count: int) -> float:
                     " (SELECT max(id) FROM contact_phones))"
                 )
             )
-            await connection.execute(text("ANALYZE"))
+    if engine.dialect.name == "postgresql":
+        # The state autovacuum keeps a live database in: statistics, visibility map (index-only
+        # scans), GIN pending lists merged into the trigram indexes.
+        async with engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(text("VACUUM ANALYZE"))
     return time.perf_counter() - started
 
 
@@ -508,8 +517,19 @@ async def measure_import(
 
 
 async def measure_audit(
-    sessions: async_sessionmaker[AsyncSession], actor: Actor, events: int
+    sessions: async_sessionmaker[AsyncSession], actor: Actor, events: int, writers: int
 ) -> dict[str, float]:
+    """Appends three ways, then verification of the whole chain.
+
+    ``audit_events_per_s``: one event per committed transaction, one after another (what one
+    request at a time produces; bound by the commit's fsync). ``..._concurrent``: ``writers``
+    tasks, each with its own session, each committing every event (a busy server); the chain
+    head serializes them (row lock on PostgreSQL, the single writer on SQLite), so this shows
+    whether they queue well, not a gain from parallelism. ``..._one_transaction``: all events
+    in one transaction (an import, a bulk change). ``audit_verify_events_per_s``: events
+    checked per second by ``verify_audit_chain`` over the whole chain, measured at two chain
+    lengths (linear when the two rates agree).
+    """
     async with sessions() as session:
         started = time.perf_counter()
         for number in range(events):
@@ -518,6 +538,20 @@ async def measure_audit(
             )
             await session.commit()
         one_by_one = events / (time.perf_counter() - started)
+    verify_small = await measure_verify(sessions)
+
+    async def writer(first: int, count: int) -> None:
+        async with sessions() as session:
+            for number in range(first, first + count):
+                await append_audit_event(
+                    session, actor, "contact.view", f"contact:{number + 1}", {"bench": number}
+                )
+                await session.commit()
+
+    share = max(1, events // writers)
+    started = time.perf_counter()
+    await asyncio.gather(*(writer(index * share, share) for index in range(writers)))
+    concurrent = share * writers / (time.perf_counter() - started)
     async with sessions() as session:
         started = time.perf_counter()
         for number in range(events):
@@ -526,13 +560,33 @@ async def measure_audit(
             )
         await session.commit()
         batched = events / (time.perf_counter() - started)
+    verify_large = await measure_verify(sessions)
     return {
         "audit_events_per_s": round(one_by_one, 1),
+        "audit_events_per_s_concurrent": round(concurrent, 1),
+        "audit_concurrent_writers": writers,
         "audit_events_per_s_one_transaction": round(batched, 1),
+        "audit_verify_events": verify_large[0],
+        "audit_verify_events_per_s": round(verify_large[1], 1),
+        "audit_verify_events_small": verify_small[0],
+        "audit_verify_events_per_s_small": round(verify_small[1], 1),
     }
 
 
+async def measure_verify(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, float]:
+    """(events in the chain, events verified per second); raises if the chain is broken."""
+    async with sessions() as session:
+        events = await session.scalar(select(func.count()).select_from(AuditEvent)) or 0
+        started = time.perf_counter()
+        problems = await verify_audit_chain(session)
+        elapsed = time.perf_counter() - started
+    if problems:
+        raise RuntimeError(f"audit chain broken: {problems[:3]}")
+    return events, events / elapsed
+
+
 async def run_one(database: Database, arguments: argparse.Namespace, workdir: Path) -> None:
+    load_at_start = os.getloadavg()[0]
     await upgrade_database(database.url)
     engine = create_engine(database.url)
     sessions = create_session_factory(engine)
@@ -553,13 +607,16 @@ async def run_one(database: Database, arguments: argparse.Namespace, workdir: Pa
         import_path = workdir / f"import-{database.kind}.csv"
         write_import_file(import_path, arguments.import_rows, arguments.contacts)
         imported = await measure_import(sessions, staff.admin, import_path, arguments.import_rows)
-        audit = await measure_audit(sessions, staff.admin, arguments.audit_events)
+        audit = await measure_audit(
+            sessions, staff.admin, arguments.audit_events, arguments.audit_writers
+        )
     finally:
         await engine.dispose()
     figures: dict[str, Any] = {
         "db": database.kind,
         "contacts": arguments.contacts,
         "search_p95_ms": admin_search["p95_ms"],
+        "search_operator_p95_ms": operator_search["p95_ms"],
         "import_rows_per_s": imported["import_rows_per_s"],
         "audit_events_per_s": audit["audit_events_per_s"],
         "search_queries": arguments.queries,
@@ -568,6 +625,7 @@ async def run_one(database: Database, arguments: argparse.Namespace, workdir: Pa
         **imported,
         **audit,
         "load_seconds": round(load_seconds, 1),
+        "load_average_1min_at_start": round(load_at_start, 2),
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(figures, ensure_ascii=False), flush=True)
@@ -600,6 +658,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--import-rows", type=int, default=100_000)
     parser.add_argument("--audit-events", type=int, default=5000)
+    parser.add_argument("--audit-writers", type=int, default=20)
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")

@@ -17,6 +17,8 @@ built (different sentences and pauses). In one process, with one model (loading 
    (1 - word edit distance / reference words) and the character error rate of each against the
    sentence that espeak-ng spoke (``reference_cer``, ``fast_cer``; espeak-ng's Korean is far from
    phone speech, so these are high for both: what matters is that the fast one is not worse).
+   For scale, ``renoised_*``: the same comparison between the reference and itself on the same
+   call with the faint line noise drawn again (no configuration change at all).
 
 Prints one JSON line.
 
@@ -102,15 +104,20 @@ def speak(text: str, directory: Path) -> npt.NDArray[np.int16]:
     narrow = directory / "narrow.wav"
     subprocess.run(["espeak-ng", "-v", "ko", "-w", str(spoken), text], check=True)
     subprocess.run(
-        ["sox", "-V1", str(spoken), "-r", "8000", "-c", "1", "-b", "16", str(narrow)], check=True
+        ["sox", "-V1", "-D", str(spoken), "-r", "8000", "-c", "1", "-b", "16", str(narrow)], check=True
     )
     with wave.open(str(narrow), "rb") as reader:
         return np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2").astype(np.int16)
 
 
 def build_call(
-    seconds: float, directory: Path, sentences: tuple[str, ...] = SENTENCES, seed: int = 11
+    seconds: float,
+    directory: Path,
+    sentences: tuple[str, ...] = SENTENCES,
+    seed: int = 11,
+    noise_seed: int | None = None,
 ) -> Call:
+    """Turns and pauses drawn from ``seed``; the line noise from ``noise_seed`` (else ``seed``)."""
     speech = [speak(sentence, directory) for sentence in sentences]
     rng = np.random.default_rng(seed)
     total = round(seconds * RATE)
@@ -128,7 +135,8 @@ def build_call(
         turns.append(Turn(channel, position / RATE, end / RATE, sentences[turn % len(speech)]))
         position = end + round(rng.uniform(0.8, 2.5) * RATE)
         turn += 1
-    stereo += rng.normal(0, 25, size=stereo.shape)  # faint line noise, about -62 dBFS
+    noise = rng if noise_seed is None else np.random.default_rng(noise_seed)
+    stereo += noise.normal(0, 25, size=stereo.shape)  # faint line noise, about -62 dBFS
     call: npt.NDArray[np.int16] = np.clip(stereo, -32768, 32767).astype(np.int16)
     return Call(call, turns)
 
@@ -217,6 +225,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--beam", type=float, default=DEFAULT_BEAM)
     parser.add_argument("--max-active", type=int, default=DEFAULT_MAX_ACTIVE)
+    parser.add_argument("--lattice-beam", type=float, default=None)
+    parser.add_argument("--frames-per-chunk", type=int, default=None)
     parser.add_argument("--padding", type=float, default=None, help="seconds kept around speech")
     parser.add_argument(
         "--reference-silence", action="store_true", help="the reference's silence settings"
@@ -240,6 +250,8 @@ def main() -> None:
             directory / "model",
             beam=arguments.beam,
             max_active=arguments.max_active,
+            lattice_beam=arguments.lattice_beam,
+            frames_per_chunk=arguments.frames_per_chunk,
         )
         before_load = process_cpu_seconds()
         model = SpeechModel(model_path)
@@ -259,6 +271,8 @@ def main() -> None:
             "model_load_cpu_seconds": round(load_cpu, 2),
             "beam": arguments.beam,
             "max_active": arguments.max_active,
+            "lattice_beam": arguments.lattice_beam,
+            "frames_per_chunk": arguments.frames_per_chunk,
             "padding_seconds": silence.padding_seconds,
             "parallel_channels": arguments.parallel_channels,
         }
@@ -274,13 +288,19 @@ def main() -> None:
                 reference_model, measured.stereo, TranscriptionSettings(silence=REFERENCE_SILENCE)
             )
             figures["reference_speech_seconds"] = round(fed_seconds(measured, REFERENCE_SILENCE), 2)
+            reference_words = words_per_turn(reference_dialogue, measured)
             figures.update(
-                stability(
-                    words_per_turn(reference_dialogue, measured),
-                    words_per_turn(fast_dialogue, measured),
-                    measured,
-                )
+                stability(reference_words, words_per_turn(fast_dialogue, measured), measured)
             )
+            # The same call with the line noise drawn again, on the reference configuration:
+            # how much the words move with no change of configuration at all.
+            renoised = build_call(arguments.seconds, directory, noise_seed=13)
+            again = transcribe_stereo(
+                reference_model, renoised.stereo, TranscriptionSettings(silence=REFERENCE_SILENCE)
+            )
+            baseline = stability(reference_words, words_per_turn(again, renoised), measured)
+            figures["renoised_identical_turn_fraction"] = baseline["identical_turn_fraction"]
+            figures["renoised_word_agreement"] = baseline["word_agreement"]
     print(json.dumps(figures))
 
 

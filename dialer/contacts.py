@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import Enum
@@ -23,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     ColumnElement,
     Integer,
@@ -31,6 +33,8 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    any_,
+    bindparam,
     cast,
     exists,
     false,
@@ -40,7 +44,7 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.actors import Actor
@@ -547,7 +551,10 @@ def _with_text_filter(
     if prefix is not None:
         condition: ColumnElement[bool]
         if phone_owners is not None:
-            condition = Contact.id.in_(phone_owners)
+            # One array parameter (PostgreSQL only): the statement text stays the same whatever
+            # the number of ids, so the server does not parse and plan a new one each time.
+            owners = bindparam("phone_owners", list(phone_owners), type_=ARRAY(BigInteger))
+            condition = Contact.id == any_(owners)
         else:
             condition = Contact.id.in_(select(ContactPhone.contact_id).where(_phone_range(prefix)))
         return _SearchPlan(statement.where(condition), newest_first, _TextKind.PHONE_PREFIX, prefix)
@@ -659,23 +666,34 @@ def _page(items: Sequence[Contact], total: int, query: ContactQuery, cap: int) -
     )
 
 
-# --- PostgreSQL phone prefixes -----------------------------------------------------------------
+# --- PostgreSQL plan choice --------------------------------------------------------------------
 #
-# The planner cannot know how many numbers a prefix matches, and the two good plans differ by
-# orders of magnitude: for a few hundred numbers, look their contacts up by id and sort; for a
-# prefix that half the contacts share, walk the contacts newest first until a page is full. A
-# bounded read of the (e164, contact_id) index (index only) tells which case it is; for the
-# second the planner is left to its walk (it chooses it for a subquery it expects to be large).
+# The planner cannot know how many contacts a substring or a phone prefix matches (its guesses
+# are off by 10-100x either way), and the two good plans differ by orders of magnitude: a rare
+# term is best read through its index and sorted (about one row visit per match); a common one
+# by walking the contacts newest first until a page is full (about (offset + limit) * contacts /
+# matches rows). So we first count, up to ``_FEW_MATCHES_PER_PAGE_ROW * (offset + limit)``:
+#
+# - phone prefixes: the matching numbers are read from the (e164, contact_id) index alone; when
+#   they are few, their contacts are looked up by id;
+# - substrings: the capped count (needed for the page total anyway) goes first; when it stays
+#   under the bound, the page is read through the trigram index (planner told so: no index or
+#   sequential scans); otherwise the planner chooses, and with the column's statistics (target
+#   raised by migration 0300) it walks newest first for a common word.
 
-_PHONE_OWNERS_PER_PAGE_ROW = 20
+_FEW_MATCHES_PER_PAGE_ROW = 10
+# Looking contacts up by id is cheaper than checking a word in them: a higher bound for phones.
+_FEW_PHONES_PER_PAGE_ROW = 40
+_FROM_THE_INDEX = {"enable_indexscan": "off", "enable_seqscan": "off"}
 
 
 async def _search_postgresql(
     session: AsyncSession, actor: Actor, query: ContactQuery, cap: int
 ) -> Page[Contact]:
     plan = _search_statement("postgresql", actor, query)
+    page_end = query.offset + query.limit
     if plan.text_kind is _TextKind.PHONE_PREFIX and plan.phone_prefix is not None:
-        bound = max(cap, _PHONE_OWNERS_PER_PAGE_ROW * (query.offset + query.limit))
+        bound = max(cap, _FEW_PHONES_PER_PAGE_ROW * page_end)
         owners = (
             await session.scalars(
                 select(ContactPhone.contact_id)
@@ -685,4 +703,33 @@ async def _search_postgresql(
         ).all()
         if len(owners) <= bound:
             plan = _search_statement("postgresql", actor, query, sorted(set(owners)))
-    return await _page_counted_after(session, plan, query, cap)
+        return await _page_counted_after(session, plan, query, cap)
+    if plan.text_kind is not _TextKind.SUBSTRING:
+        return await _page_counted_after(session, plan, query, cap)
+    bound = max(cap, _FEW_MATCHES_PER_PAGE_ROW * page_end)
+    matches = await _count_matches(session, plan.statement, bound)
+    if matches <= query.offset:
+        items: Sequence[Contact] = []
+    elif matches < bound:
+        async with _planner_settings(session, _FROM_THE_INDEX):
+            items = await _page_items(session, plan, query)
+    else:
+        items = await _page_items(session, plan, query)
+    if page_is_last(items, query.limit, query.offset):
+        return _page(items, query.offset + len(items), query, cap)
+    return _page(items, min(matches, cap), query, cap)
+
+
+@asynccontextmanager
+async def _planner_settings(
+    session: AsyncSession, settings: Mapping[str, str]
+) -> AsyncIterator[None]:
+    """PostgreSQL planner settings for the statements inside the block: transaction-local
+    (``set_config``), the previous values put back after it (an error inside aborts the
+    transaction, which drops them anyway)."""
+    names = list(settings)
+    previous = (await session.execute(select(*(func.current_setting(n) for n in names)))).one()
+    await session.execute(select(*(func.set_config(n, settings[n], True) for n in names)))
+    yield
+    restore = (func.set_config(n, value, True) for n, value in zip(names, previous, strict=True))
+    await session.execute(select(*restore))

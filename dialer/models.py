@@ -263,7 +263,7 @@ class ContactPhone(Base):
 
     contact: Mapped[Contact] = relationship(back_populates="phones", lazy="raise")
 
-    __table_args__ = (Index("ix_contact_phones_e164", "e164"),)
+    __table_args__ = (Index("ix_contact_phones_e164", "e164", "contact_id"),)
 
 
 class Call(Base):

@@ -11,6 +11,7 @@ rewritten. Uses:
   measured with ``bench/transcribe.py`` (the packaged model has beam 10, max-active 3000).
 * ``lattice_beam``: the lattice kept for word timings and confidences (model: 2.0); narrowing
   it saved nothing measurable, so it is left alone by default.
+* ``frames_per_chunk``: frames the acoustic network computes at a time (Kaldi default 20).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def prepare_model(
     beam: float | None = DEFAULT_BEAM,
     max_active: int | None = DEFAULT_MAX_ACTIVE,
     lattice_beam: float | None = None,
+    frames_per_chunk: int | None = None,
 ) -> Path:
     """Lay out a copy of the model at ``source`` in ``destination`` with the given options.
 
@@ -72,5 +74,7 @@ def prepare_model(
         text = _set_option(text, "max-active", str(max_active))
     if lattice_beam is not None:
         text = _set_option(text, "lattice-beam", f"{lattice_beam:g}")
+    if frames_per_chunk is not None:
+        text = _set_option(text, "frames-per-chunk", str(frames_per_chunk))
     decoding.write_text(text, encoding="utf-8")
     return destination

@@ -132,6 +132,56 @@ def test_same_audio_gives_the_same_words_with_dither_off(
     assert again == [utterance for utterance in dialogue if utterance.speaker == "operator"]
 
 
+def drain_pool(model: SpeechModel) -> None:
+    """Drop the model's idle recognisers: the next transcription starts from a fresh one."""
+    while model.idle_recognizers():
+        model.take_recognizer(float("inf"))
+
+
+def words_and_times(dialogue: list[Utterance]) -> list[tuple[str, list[tuple[str, float, float]]]]:
+    return [
+        (utterance.speaker, [(word.text, word.start, word.end) for word in utterance.words])
+        for utterance in dialogue
+    ]
+
+
+def test_a_warm_recogniser_gives_the_same_words_and_times_as_a_fresh_one(
+    model: SpeechModel, call: Call
+) -> None:
+    drain_pool(model)
+    fresh = transcribe_stereo(model, call.stereo)
+    other_call = build_call([("customer", SENTENCES[2], 0.5), ("operator", SENTENCES[1], 0.6)])
+    transcribe_stereo(model, other_call.stereo)  # warms the pooled recogniser on other speech
+    assert model.idle_recognizers() == 1
+    warm = transcribe_stereo(model, call.stereo)
+    assert words_and_times(warm) == words_and_times(fresh)
+    assert_matches_turns(warm, call.turns)
+
+
+def test_the_pool_keeps_a_recogniser_per_concurrent_channel_and_retires_old_ones(
+    model: SpeechModel, call: Call
+) -> None:
+    drain_pool(model)
+    parallel = transcribe_stereo(model, call.stereo, TranscriptionSettings(parallel_channels=True))
+    assert model.idle_recognizers() == 2
+    assert words_and_times(parallel) == words_and_times(transcribe_stereo(model, call.stereo))
+    # Recognisers that decoded more than their allowed life are not handed out again.
+    short_lived = TranscriptionSettings(recognizer_seconds=1.0)
+    assert model.take_recognizer(short_lived.recognizer_seconds).fed_seconds == 0.0
+    assert model.idle_recognizers() == 0
+    assert_matches_turns(transcribe_stereo(model, call.stereo, short_lived), call.turns)
+    assert model.idle_recognizers() == 0
+
+
+def test_the_pool_is_bounded(model: SpeechModel) -> None:
+    drain_pool(model)
+    taken = [model.take_recognizer(60.0) for _ in range(model.max_idle_recognizers + 1)]
+    for warm in taken:
+        model.give_back(warm, 60.0)
+    assert model.idle_recognizers() == model.max_idle_recognizers
+    drain_pool(model)
+
+
 def test_silence_and_line_noise_give_nothing(model: SpeechModel) -> None:
     noise = np.random.default_rng(3).normal(0, 20, size=(8000 * 10, 2))  # about -64 dBFS
     assert transcribe_stereo(model, noise.astype(np.int16)) == []
