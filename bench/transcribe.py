@@ -104,7 +104,8 @@ def speak(text: str, directory: Path) -> npt.NDArray[np.int16]:
     narrow = directory / "narrow.wav"
     subprocess.run(["espeak-ng", "-v", "ko", "-w", str(spoken), text], check=True)
     subprocess.run(
-        ["sox", "-V1", "-D", str(spoken), "-r", "8000", "-c", "1", "-b", "16", str(narrow)], check=True
+        ["sox", "-V1", "-D", str(spoken), "-r", "8000", "-c", "1", "-b", "16", str(narrow)],
+        check=True,
     )
     with wave.open(str(narrow), "rb") as reader:
         return np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2").astype(np.int16)
@@ -209,7 +210,9 @@ def stability(
     reference: list[list[str]], fast: list[list[str]], call: Call
 ) -> dict[str, float | int]:
     identical = sum(first == second for first, second in zip(reference, fast, strict=True))
-    distance = sum(edit_distance(first, second) for first, second in zip(reference, fast, strict=True))
+    distance = sum(
+        edit_distance(first, second) for first, second in zip(reference, fast, strict=True)
+    )
     reference_words = sum(len(words) for words in reference)
     return {
         "turns": len(call.turns),
@@ -237,9 +240,7 @@ def main() -> None:
     silence = REFERENCE_SILENCE if arguments.reference_silence else SilenceSettings()
     if arguments.padding is not None:
         silence = replace(silence, padding_seconds=arguments.padding)
-    settings = TranscriptionSettings(
-        silence=silence, parallel_channels=arguments.parallel_channels
-    )
+    settings = TranscriptionSettings(silence=silence, parallel_channels=arguments.parallel_channels)
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-transcribe-") as scratch:
         directory = Path(scratch)

@@ -7,7 +7,12 @@ import numpy.typing as npt
 import pytest
 
 from recordings.resample import resample
-from recordings.silence import SilenceSettings, find_speech_regions
+from recordings.silence import (
+    SilenceSettings,
+    find_speech_regions,
+    thresholds_for,
+    window_levels_dbfs,
+)
 
 
 def tone(
@@ -74,3 +79,37 @@ def test_resampling_down_and_to_the_same_rate() -> None:
     assert np.array_equal(resample(down, 8000, 8000), down)
     with pytest.raises(ValueError, match="positive"):
         resample(down, 0, 8000)
+
+
+def test_a_soft_ending_stays_inside_the_region_started_by_loud_speech() -> None:
+    # 1 s loud, then 0.5 s about -50 dBFS (below the -45 dBFS start threshold), then silence.
+    samples = np.concatenate([tone(1, 5000), tone(0.5, 130), quiet(2)])
+    with_hysteresis = find_speech_regions(samples, 8000, SilenceSettings(padding_seconds=0))
+    without = find_speech_regions(
+        samples, 8000, SilenceSettings(padding_seconds=0, hysteresis_db=0)
+    )
+    assert [(region.start, region.end) for region in with_hysteresis] == [(0, 12000)]
+    assert [(region.start, region.end) for region in without] == [(0, 8000)]
+
+
+def test_soft_sound_alone_and_clicks_are_not_speech() -> None:
+    soft_alone = np.concatenate([quiet(1), tone(1, 130), quiet(1)])
+    assert find_speech_regions(soft_alone, 8000) == []
+    click = np.concatenate([quiet(1), tone(0.04, 20000), quiet(2)])
+    assert find_speech_regions(click, 8000) == []
+    short_word = np.concatenate([quiet(1), tone(0.25, 5000), quiet(2)])
+    regions = find_speech_regions(short_word, 8000, SilenceSettings(padding_seconds=0.1))
+    assert [(region.start / 8000, region.end / 8000) for region in regions] == [
+        pytest.approx((0.9, 1.35), abs=0.02)
+    ]
+
+
+def test_noise_floor_raises_both_thresholds() -> None:
+    rng = np.random.default_rng(8)
+    noisy = rng.normal(0, 300, size=8000 * 5).astype(np.int16)  # about -40 dBFS of hiss
+    levels = window_levels_dbfs(noisy, 160)
+    thresholds = thresholds_for(levels, SilenceSettings())
+    floor = float(np.percentile(levels, 10))
+    assert thresholds.start_dbfs == pytest.approx(min(floor + 12, -30))
+    assert floor < thresholds.continue_dbfs < thresholds.start_dbfs
+    assert find_speech_regions(noisy, 8000) == []
