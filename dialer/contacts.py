@@ -8,7 +8,9 @@ Search: a text that looks like a phone number matches phone prefixes (range scan
 ``contact_phones.e164``); other text matches substrings of "name company email" (each word must
 occur) through a trigram index (PostgreSQL pg_trgm GIN, SQLite FTS5 trigram table
 ``contact_search`` kept by triggers). A text made only of words shorter than three characters
-matches the start of the name instead (range scan on ``contacts.search_text``).
+matches the start of the name instead (range scan on ``contacts.search_text``). On PostgreSQL the
+plan is chosen from a bounded count of the matches (see "PostgreSQL plan choice" below); SQLite's
+FTS5 join yields matches newest first by itself.
 """
 
 from __future__ import annotations
@@ -711,6 +713,7 @@ async def _search_postgresql(
     if matches <= query.offset:
         items: Sequence[Contact] = []
     elif matches < bound:
+        # (The page's phones are loaded inside the block too: bitmap scans suit that IN list.)
         async with _planner_settings(session, _FROM_THE_INDEX):
             items = await _page_items(session, plan, query)
     else:

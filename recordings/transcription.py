@@ -13,25 +13,34 @@
 
 Why recognisers are kept warm (measured, see ``bench/transcribe.py``): the small models decode
 on a graph composed on the fly (``HCLr.fst`` o ``Gr.fst``), and each recogniser caches the
-composed states it visits. A fresh recogniser is cheap to create but its first tens of
-seconds of audio cost two to three times the CPU of the same audio on a warm one (on the
-bench call: 8.9 s CPU cold vs 3.0-3.6 s warm at the model's beam 10). ``FinalResult()`` drops
-the decoder and feature pipeline (so no speaker adaptation leaks from one region, channel or
-call to the next) but keeps that cache. So the :class:`SpeechModel` keeps a small pool of idle
-recognisers: a channel borrows one, gives it back when done, and the next channel or call
-starts warm. Transcripts do not depend on whether the recogniser was warm (tested).
+composed states it visits. A fresh recogniser is cheap to create (0.06 s) but its first tens of
+seconds of audio cost two to three times the CPU of the same audio on a warm one (bench call,
+beam 10: 8.9 s CPU on a fresh recogniser, 3.0-3.6 s on a warm one). ``FinalResult()`` drops the
+decoder and the feature pipeline (so no speaker adaptation leaks from one region, channel or
+call into the next) but keeps that cache. So the :class:`SpeechModel` keeps a small pool of
+idle recognisers: a channel borrows one and gives it back when done, and the next channel or
+call starts warm. Words and word times do not depend on whether the recogniser was warm
+(tested); a confidence may differ in the second decimal (lattice ties). The cache grows slowly
+(varied speech, beam 6: +85 MB in the first minute of audio fed, then a few MB a minute,
++220 MB after 20 minutes), so a recogniser is retired after ``recognizer_seconds`` of audio fed
+over its life (default 15 minutes), at a region boundary, and at most
+``max_idle_recognizers`` idle ones are kept.
 
-The cache grows slowly (on varied speech at beam 6: +85 MB in the first minute of audio fed,
-then about 8 MB per minute and slowing), so a recogniser is retired after
-``recognizer_seconds`` of audio fed over its life (default 15 minutes), at a region boundary,
-and at most ``max_idle_recognizers`` idle ones are kept.
-
-The recommended (default) configuration, together with
-:func:`recordings.model_setup.prepare_model`'s defaults (dither 0, beam 7, max-active 1500):
-both channels decoded one after the other on one warm recogniser
-(``parallel_channels=False``, best CPU per call; the job queue runs calls in parallel),
-silence padding 0.15 s. Measured on the 60 s espeak-ng bench call, 2-core shared machine:
-about 20-25x real time per core once warm, against 6.5x for the previous defaults.
+Recommended configuration (the defaults), with :func:`recordings.model_setup.prepare_model`'s
+defaults (dither 0, beam 7, max-active 1500): silence padding 0.15 s with hysteresis
+(:mod:`recordings.silence`), both channels one after the other on one warm recogniser
+(``parallel_channels=False``: best CPU per call; the job queue runs calls in parallel). Measured
+on the 60 s espeak-ng bench call (2-core machine shared with other work, load 2-7): 17.7-24.3x
+real time per core once warm (median 22x over 16 runs), 12.4-15.6x for the first call of a
+process, against 6.5x for the previous defaults (beam 10, padding 0.3 s, a fresh recogniser per
+channel and per 60 s). Measured and not adopted: feeding 8 kHz directly (Kaldi resamples inside;
+no gain, numpy resampling costs 0.015 s per 36 s), ``lattice-beam`` 1 (no gain),
+``SetWords(False)`` (within noise, and we need word times), bigger chunks to ``AcceptWaveform``
+(no gain), beam below 7 (no further gain: the acoustic network dominates), ``frames-per-chunk``
+99 (about 20 % less CPU but it changes the words far more than the configuration change above
+does: left off until checked on real recorded calls), two threads per call (same CPU once warm,
+one more cold recogniser per process), Vosk's BatchModel (not built into the CPU wheel: it fails
+to load).
 
 The result is a dialogue: utterances of both speakers sorted by start time. Transcripts of
 phone audio are a search and coaching aid, not evidence (small models: 30-40 % WER).

@@ -224,3 +224,13 @@ def test_prepared_model_has_our_options(tmp_path: Path) -> None:
     assert "--beam=10.0" not in decoding
     source_mfcc = (packaged_model_path() / "conf" / "mfcc.conf").read_text()
     assert "dither" not in source_mfcc  # the installed model is untouched
+
+
+def test_prepared_model_defaults_are_the_recommended_batch_search(tmp_path: Path) -> None:
+    copy = prepare_model(packaged_model_path(), tmp_path / "m")
+    decoding = (copy / "conf" / "model.conf").read_text().splitlines()
+    assert "--beam=7" in decoding
+    assert "--max-active=1500" in decoding
+    assert "--dither=0" in (copy / "conf" / "mfcc.conf").read_text().splitlines()
+    untouched = prepare_model(packaged_model_path(), tmp_path / "u", beam=None, max_active=None)
+    assert "--beam=10.0" in (untouched / "conf" / "model.conf").read_text().splitlines()
