@@ -24,6 +24,8 @@ from dialer.settings import load_settings
 from dialer.storage import upgrade_database
 from dialer.transcripts.queue import load_queue_settings
 from dialer.transcripts.worker import WorkerOptions, run_worker_processes
+from recordings.errors import ModelNotFoundError
+from recordings.model_setup import prepare_model
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 EXIT_REFUSED = 2
@@ -38,6 +40,12 @@ def register(subparsers: Subparsers) -> None:
     worker.add_argument("--max-attempts", type=int, default=None, metavar="K")
     worker.add_argument("--retry-seconds", type=float, default=None, metavar="S")
     worker.add_argument("--poll-seconds", type=float, default=2.0, metavar="S")
+    worker.add_argument(
+        "--model-as-is",
+        action="store_true",
+        help="use the model's own decoder settings instead of a tuned copy (dither off, "
+        "beam 7, max-active 1500)",
+    )
     worker.add_argument(
         "--drain", action="store_true", help="exit once nothing is queued or running"
     )
@@ -76,6 +84,16 @@ def _worker_command(arguments: argparse.Namespace) -> int:
         print(f"dialer: {error}", file=sys.stderr)
         return EXIT_REFUSED
     settings = load_settings()
+    if not arguments.model_as_is:
+        # A tuned copy (symlinks to the big files): Kaldi dither off so the same recording
+        # always gives the same transcript, and the faster search settings measured in
+        # bench/transcribe.py.
+        tuned = settings.data_dir / "vosk-models" / f"{model.parent.name}-{model.name}"
+        try:
+            model = prepare_model(model, tuned)
+        except ModelNotFoundError as error:
+            print(f"dialer: {error}", file=sys.stderr)
+            return EXIT_REFUSED
     asyncio.run(upgrade_database(settings.database_url))
     options = WorkerOptions(
         database_url=settings.database_url,

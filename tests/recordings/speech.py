@@ -34,7 +34,7 @@ def speak(text: str) -> npt.NDArray[np.int16]:
         narrow = Path(directory) / "narrow.wav"
         subprocess.run(["espeak-ng", "-v", "ko", "-w", str(spoken), text], check=True)
         subprocess.run(
-            ["sox", str(spoken), "-r", "8000", "-c", "1", "-b", "16", str(narrow)], check=True
+            ["sox", "-D", str(spoken), "-r", "8000", "-c", "1", "-b", "16", str(narrow)], check=True
         )
         with wave.open(str(narrow), "rb") as reader:
             data = reader.readframes(reader.getnframes())
