@@ -72,6 +72,7 @@ PAGE_PATHS: tuple[str, ...] = (
     "/library",
     "/calls/{call_id:int}/player",
     "/floor",
+    "/reports",
 )
 
 

@@ -12,6 +12,9 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+# Every package with tables, so the metadata (and autogenerate) sees all of them.
+import dialer.reports.models  # noqa: F401
+import dialer.transcripts.models  # noqa: F401
 from dialer.models import Base
 
 config = context.config
