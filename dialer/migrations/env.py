@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 # Every package with tables, so the metadata (and autogenerate) sees all of them.
-import dialer.reports.models  # noqa: F401
+import dialer.reports.models
 import dialer.transcripts.models  # noqa: F401
 from dialer.models import Base
 
