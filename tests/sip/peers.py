@@ -646,6 +646,25 @@ def best_correlation(
     return best
 
 
+def chunked_correlation(
+    reference: npt.NDArray[np.int16],
+    received: npt.NDArray[np.int16],
+    *,
+    chunk_samples: int = SAMPLE_RATE // 4,
+) -> float:
+    """The median, over 250 ms chunks of ``reference``, of each chunk's best correlation with
+    ``received`` at its own lag. High when the audio arrived intact even if the timeline slipped
+    by a frame or two somewhere (an event loop stalled on a loaded machine); low for audio that
+    is missing or garbled. Silent chunks of the reference are left out."""
+    values: list[float] = []
+    for start in range(0, reference.size - chunk_samples + 1, chunk_samples):
+        chunk = reference[start : start + chunk_samples]
+        if float(np.abs(chunk.astype(np.float64)).mean()) < 50:
+            continue
+        values.append(best_correlation(chunk, received, minimum_overlap=chunk_samples)[0])
+    return float(np.median(values)) if values else 0.0
+
+
 def tone_fraction(samples: npt.NDArray[np.int16], frequency: float) -> float:
     """Share of the signal's energy within ±20 Hz of ``frequency``."""
     if samples.size == 0:
