@@ -32,12 +32,12 @@ from collections.abc import Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from dialer.actors import Actor
 from dialer.call_control import FRAME_BYTES, BrowserAudioBridge, CallControl
 from dialer.errors import Conflict, DialerError, NotFound, PermissionDenied
-from web.socket_session import authenticate_socket
+from web.socket_session import authenticate_socket, close_socket, refuse_socket
 
 logger = logging.getLogger(__name__)
 
@@ -62,20 +62,6 @@ class _Counters:
             "frames_out": self.frames_out,
             "frames_dropped": self.frames_dropped,
         }
-
-
-async def _close(websocket: WebSocket, code: int, reason: str) -> None:
-    if (
-        websocket.application_state is WebSocketState.CONNECTED
-        and websocket.client_state is WebSocketState.CONNECTED
-    ):
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-            await websocket.close(code=code, reason=reason)
-
-
-async def _refuse(websocket: WebSocket, close_code: int, code: str, message: str) -> None:
-    await websocket.send_text(json.dumps({"type": "error", "code": code, "message": message}))
-    await _close(websocket, close_code, message[:120])
 
 
 async def _read_frames(
@@ -111,13 +97,19 @@ async def _attach(
     try:
         return await call_control.attach_browser_audio(actor, call_id)
     except NotFound:
-        await _refuse(websocket, CALL_NOT_FOUND, "call_not_found", f"no call {call_id} for you")
+        await refuse_socket(
+            websocket, CALL_NOT_FOUND, "call_not_found", f"no call {call_id} for you"
+        )
     except PermissionDenied:
-        await _refuse(websocket, CALL_REFUSED, "call_refused", "not allowed to join this call")
+        await refuse_socket(
+            websocket, CALL_REFUSED, "call_refused", "not allowed to join this call"
+        )
     except Conflict as error:
-        await _refuse(websocket, CALL_NOT_LIVE, "call_not_live", str(error) or "call has ended")
+        await refuse_socket(
+            websocket, CALL_NOT_LIVE, "call_not_live", str(error) or "call has ended"
+        )
     except DialerError as error:
-        await _refuse(websocket, CALL_NOT_LIVE, "call_failed", str(error) or "call failed")
+        await refuse_socket(websocket, CALL_NOT_LIVE, "call_failed", str(error) or "call failed")
     return None
 
 
@@ -129,7 +121,7 @@ async def call_audio_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     call_control: CallControl | None = getattr(websocket.app.state, "call_control", None)
     if call_control is None:
-        await _refuse(
+        await refuse_socket(
             websocket,
             CALL_SERVICE_UNAVAILABLE,
             "call_service_unavailable",
@@ -169,7 +161,7 @@ async def call_audio_socket(websocket: WebSocket) -> None:
         if not far_end_finished:
             bridge.detach()
     logger.info("audio of call %s: %s", call_id, counters.as_json())
-    await _close(websocket, 1000, "call ended" if far_end_finished else "")
+    await close_socket(websocket, 1000, "call ended" if far_end_finished else "")
 
 
 async def echo_socket(websocket: WebSocket) -> None:
@@ -201,7 +193,7 @@ async def echo_socket(websocket: WebSocket) -> None:
             await websocket.send_bytes(frame)
             counters.frames_out += 1
     logger.info("echo for %s: %s", session.login, counters.as_json())
-    await _close(websocket, 1000, "")
+    await close_socket(websocket, 1000, "")
 
 
 def routes(app: Starlette) -> Sequence[BaseRoute]:

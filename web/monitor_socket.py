@@ -24,7 +24,6 @@ with 4404, one not in progress with 4409, no call service with 4503.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from dialer.actors import Actor
 from dialer.call_control import FRAME_BYTES
@@ -40,7 +39,7 @@ from dialer.errors import Conflict, DialerError, NotFound, PermissionDenied
 from dialer.floor.monitoring import MonitorDesk, change_monitor_mode, start_monitoring
 from dialer.telephony.monitor_hub import CallMonitor, MonitorMode, is_monitor_mode
 from web.api.floor import monitor_desk_of
-from web.socket_session import POLICY_VIOLATION, authenticate_socket
+from web.socket_session import POLICY_VIOLATION, authenticate_socket, close_socket, refuse_socket
 
 logger = logging.getLogger(__name__)
 
@@ -124,20 +123,6 @@ async def switch_mode(
             await database.commit()
 
 
-async def _close(websocket: WebSocket, code: int, reason: str) -> None:
-    if (
-        websocket.application_state is WebSocketState.CONNECTED
-        and websocket.client_state is WebSocketState.CONNECTED
-    ):
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-            await websocket.close(code=code, reason=reason)
-
-
-async def _refuse(websocket: WebSocket, close_code: int, code: str, message: str) -> None:
-    await websocket.send_text(json.dumps({"type": "error", "code": code, "message": message}))
-    await _close(websocket, close_code, message[:120])
-
-
 async def _join(
     websocket: WebSocket,
     desk: MonitorDesk,
@@ -165,13 +150,17 @@ async def _join(
                 raise
             return monitor
     except NotFound:
-        await _refuse(websocket, CALL_NOT_FOUND, "call_not_found", f"no call {call_id} for you")
+        await refuse_socket(
+            websocket, CALL_NOT_FOUND, "call_not_found", f"no call {call_id} for you"
+        )
     except PermissionDenied as error:
-        await _refuse(websocket, CALL_REFUSED, "call_refused", str(error) or "not allowed")
+        await refuse_socket(websocket, CALL_REFUSED, "call_refused", str(error) or "not allowed")
     except Conflict as error:
-        await _refuse(websocket, CALL_NOT_LIVE, "call_not_live", str(error) or "call has ended")
+        await refuse_socket(
+            websocket, CALL_NOT_LIVE, "call_not_live", str(error) or "call has ended"
+        )
     except DialerError as error:
-        await _refuse(websocket, CALL_NOT_LIVE, "call_failed", str(error) or "call failed")
+        await refuse_socket(websocket, CALL_NOT_LIVE, "call_failed", str(error) or "call failed")
     return None
 
 
@@ -189,7 +178,7 @@ async def monitor_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     desk = monitor_desk_of(websocket.app.state)
     if desk is None:
-        await _refuse(
+        await refuse_socket(
             websocket,
             CALL_SERVICE_UNAVAILABLE,
             "call_service_unavailable",
@@ -243,7 +232,7 @@ async def monitor_socket(websocket: WebSocket) -> None:
         connection.frames_in,
         connection.frames_out,
     )
-    await _close(websocket, 1000, "call ended" if call_over else "")
+    await close_socket(websocket, 1000, "call ended" if call_over else "")
 
 
 def routes(app: Starlette) -> Sequence[BaseRoute]:

@@ -16,13 +16,15 @@ alone does not keep a session alive.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from dialer.actors import Actor
 from dialer.errors import SessionExpired, SourceNotAllowed
@@ -134,3 +136,19 @@ async def session_is_live(websocket: WebSocket, session: SocketSession) -> bool:
             return False
         user = await database.get(User, web_session.user_id)
         return not _expired(web_session, user, settings)
+
+
+async def close_socket(websocket: WebSocket, code: int, reason: str) -> None:
+    """Close the socket if both sides still have it open; a peer already gone is fine."""
+    if (
+        websocket.application_state is WebSocketState.CONNECTED
+        and websocket.client_state is WebSocketState.CONNECTED
+    ):
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await websocket.close(code=code, reason=reason)
+
+
+async def refuse_socket(websocket: WebSocket, close_code: int, code: str, message: str) -> None:
+    """Say in words why (a JSON ``error`` message), then close with ``close_code``."""
+    await websocket.send_text(json.dumps({"type": "error", "code": code, "message": message}))
+    await close_socket(websocket, close_code, message[:120])
