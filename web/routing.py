@@ -246,8 +246,6 @@ class Dispatcher:
                 raise MalformedRequest("this endpoint takes no request body")
             result = await endpoint.handler(call)
             await database.commit()
-            for follow_up in call.after_commit:
-                await follow_up()
         except DialerError as error:
             await self._finish_failed(call)
             return error_response(api_error_from_dialer(error), call.headers)
@@ -260,6 +258,13 @@ class Dispatcher:
             await database.rollback()
             conflict = ConflictingState("conflicts with a concurrent change; try again")
             return error_response(conflict, call.headers)
+        for follow_up in call.after_commit:
+            # The change is already durable: a follow-up that fails is logged, and the answer
+            # still reports the change that was made.
+            try:
+                await follow_up()
+            except DialerError:
+                logger.warning("after-commit step of %s failed", endpoint.name, exc_info=True)
         if isinstance(result, Response):
             result.headers.setdefault("Cache-Control", "no-store")
             result.headers.setdefault("X-Content-Type-Options", "nosniff")
