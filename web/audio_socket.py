@@ -24,7 +24,6 @@ Both sockets run the checks of ``web.socket_session`` (Origin, session cookie) b
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -37,7 +36,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from dialer.actors import Actor
 from dialer.call_control import FRAME_BYTES, BrowserAudioBridge, CallControl
 from dialer.errors import Conflict, DialerError, NotFound, PermissionDenied
-from web.socket_session import authenticate_socket, close_socket, refuse_socket
+from web.socket_session import (
+    authenticate_socket,
+    close_socket,
+    pump_both_ways,
+    refuse_socket,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -142,22 +146,13 @@ async def call_audio_socket(websocket: WebSocket) -> None:
             }
         )
     )
-    reader = asyncio.ensure_future(_read_frames(websocket, bridge.push_operator_frame, counters))
-    forwarder = asyncio.ensure_future(_forward_far_end(websocket, bridge, counters))
     far_end_finished = False
     try:
-        done, _pending = await asyncio.wait(
-            (reader, forwarder), return_when=asyncio.FIRST_COMPLETED
+        far_end_finished = await pump_both_ways(
+            _read_frames(websocket, bridge.push_operator_frame, counters),
+            _forward_far_end(websocket, bridge, counters),
         )
-        far_end_finished = forwarder in done and forwarder.exception() is None
-        for task in done:
-            error = task.exception()
-            if error is not None and not isinstance(error, WebSocketDisconnect | OSError):
-                raise error
     finally:
-        for task in (reader, forwarder):
-            task.cancel()
-        await asyncio.gather(reader, forwarder, return_exceptions=True)
         if not far_end_finished:
             bridge.detach()
     logger.info("audio of call %s: %s", call_id, counters.as_json())

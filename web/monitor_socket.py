@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from dialer.actors import Actor
 from dialer.call_control import FRAME_BYTES
@@ -39,7 +39,13 @@ from dialer.errors import Conflict, DialerError, NotFound, PermissionDenied
 from dialer.floor.monitoring import MonitorDesk, change_monitor_mode, start_monitoring
 from dialer.telephony.monitor_hub import CallMonitor, MonitorMode, is_monitor_mode
 from web.api.floor import monitor_desk_of
-from web.socket_session import POLICY_VIOLATION, authenticate_socket, close_socket, refuse_socket
+from web.socket_session import (
+    POLICY_VIOLATION,
+    authenticate_socket,
+    close_socket,
+    pump_both_ways,
+    refuse_socket,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -208,22 +214,9 @@ async def monitor_socket(websocket: WebSocket) -> None:
             "sample_rate": SAMPLE_RATE,
         }
     )
-    reader = asyncio.ensure_future(connection.read_client())
-    forwarder = asyncio.ensure_future(connection.forward_mix())
-    call_over = False
     try:
-        done, _pending = await asyncio.wait(
-            (reader, forwarder), return_when=asyncio.FIRST_COMPLETED
-        )
-        call_over = forwarder in done and forwarder.exception() is None
-        for task in done:
-            error = task.exception()
-            if error is not None and not isinstance(error, WebSocketDisconnect | OSError):
-                raise error
+        call_over = await pump_both_ways(connection.read_client(), connection.forward_mix())
     finally:
-        for task in (reader, forwarder):
-            task.cancel()
-        await asyncio.gather(reader, forwarder, return_exceptions=True)
         monitor.detach()
     logger.info(
         "monitor of call %d by user %d: %d frames in, %d out",

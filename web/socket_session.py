@@ -16,9 +16,11 @@ alone does not keep a session alive.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -152,3 +154,29 @@ async def refuse_socket(websocket: WebSocket, close_code: int, code: str, messag
     """Say in words why (a JSON ``error`` message), then close with ``close_code``."""
     await websocket.send_text(json.dumps({"type": "error", "code": code, "message": message}))
     await close_socket(websocket, close_code, message[:120])
+
+
+async def pump_both_ways(
+    from_client: Coroutine[object, object, None], to_client: Coroutine[object, object, None]
+) -> bool:
+    """Run the two halves of an audio socket until either ends; cancel the other.
+
+    Returns True when ``to_client`` finished by itself (the call is over), False when the
+    client went away first. A closed socket ends quietly; any other error is raised.
+    """
+    reader = asyncio.ensure_future(from_client)
+    forwarder = asyncio.ensure_future(to_client)
+    try:
+        done, _pending = await asyncio.wait(
+            (reader, forwarder), return_when=asyncio.FIRST_COMPLETED
+        )
+        forwarder_finished = forwarder in done and forwarder.exception() is None
+        for task in done:
+            error = task.exception()
+            if error is not None and not isinstance(error, WebSocketDisconnect | OSError):
+                raise error
+    finally:
+        for task in (reader, forwarder):
+            task.cancel()
+        await asyncio.gather(reader, forwarder, return_exceptions=True)
+    return forwarder_finished
