@@ -8,11 +8,14 @@
 - ``engine``, ``session_factory``, ``session`` (an AsyncSession; the test commits).
 - ``people``: an admin, two teams (north, south) with a supervisor and operators, as ``Person``
   (``.user``, ``.actor``, ``.password``); ``make_person`` makes more.
+- ``test_line``: the built-in SIP test line on 127.0.0.1 (a free port), playing
+  ``test_line_prompt`` (None: its own prompt; a module overrides that fixture for another).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -35,6 +38,7 @@ from dialer.models import Team, User
 from dialer.settings import Settings
 from dialer.storage import create_engine, create_session_factory, upgrade_database
 from dialer.users import create_team, create_user
+from sip.testline import TestLine
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://root@127.0.0.1:5432/test"
 TEST_PASSWORD = "correct horse battery"
@@ -52,7 +56,7 @@ def postgres_url_for(database: str) -> str:
     )
 
 
-async def _postgres_admin(statement: str) -> None:
+async def postgres_admin(statement: str) -> None:
     """Run one statement outside a transaction on the administrative database."""
     engine = create_async_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
     try:
@@ -62,12 +66,25 @@ async def _postgres_admin(statement: str) -> None:
         await engine.dispose()
 
 
-def _postgres_reachable() -> bool:
+def postgres_reachable() -> bool:
     try:
-        asyncio.run(_postgres_admin("SELECT 1"))
+        asyncio.run(postgres_admin("SELECT 1"))
     except (OSError, DBAPIError):
         return False
     return True
+
+
+@contextlib.contextmanager
+def migrated_postgres_database(prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database named ``prefix`` and a random suffix, at Alembic head; dropped
+    on exit."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    asyncio.run(postgres_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        asyncio.run(upgrade_database(postgres_url_for(name)))
+        yield name
+    finally:
+        asyncio.run(postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
@@ -136,16 +153,11 @@ async def _reset_postgres(database: _PostgresDatabase) -> None:
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[_PostgresDatabase | None]:
     """A migrated PostgreSQL database for the test session (None if PostgreSQL is down)."""
-    if not _postgres_reachable():
+    if not postgres_reachable():
         yield None
         return
-    name = f"dialer_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_postgres_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        asyncio.run(upgrade_database(postgres_url_for(name)))
+    with migrated_postgres_database("dialer_test") as name:
         yield asyncio.run(_snapshot_seed(name))
-    finally:
-        asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -285,3 +297,16 @@ async def people(make_person: PersonMaker) -> People:
 def with_settings(settings: Settings, **changes: object) -> Settings:
     """A copy of ``settings`` with some fields changed (e.g. lockout_threshold)."""
     return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def test_line_prompt() -> Path | None:
+    """The WAV the ``test_line`` plays when it answers; None for its built-in prompt."""
+    return None
+
+
+@pytest.fixture
+async def test_line(test_line_prompt: Path | None) -> AsyncIterator[TestLine]:
+    line = await TestLine.start(host="127.0.0.1", port=0, prompt_wav=test_line_prompt)
+    yield line
+    await line.aclose()

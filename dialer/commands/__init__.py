@@ -2,6 +2,12 @@
 
 Each module here exposes ``register(subparsers)``; ``register_all`` calls them in order. A command
 handler takes the parsed ``argparse.Namespace`` and returns the process exit code.
+
+Every module is imported to build the parser, also for ``dialer --help``: at load time a command
+module imports only the standard library and light modules (settings, errors, enums); SQLAlchemy,
+the models, numpy, Vosk and the like are imported inside the handlers, when the command runs
+(``tests/dialer/test_cli_help.py`` checks). Shared exit codes and the one-session runner:
+``dialer.commands.running``.
 """
 
 from __future__ import annotations

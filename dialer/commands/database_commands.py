@@ -11,23 +11,24 @@ import argparse
 import asyncio
 import getpass
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeAlias
+from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from dialer import audit, backup, users
 from dialer.actors import Role
+from dialer.commands.running import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    Subparsers,
+    refuse,
+    run_in_session,
+)
 from dialer.errors import DialerError, NotFound, ValidationFailed
-from dialer.models import User
 from dialer.settings import Settings, load_settings
-from dialer.storage import create_engine, create_session_factory, upgrade_database
 
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-EXIT_OK = 0
-EXIT_PROBLEMS = 1
-EXIT_REFUSED = 2
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from dialer.models import User
 
 
 def register(subparsers: Subparsers) -> None:
@@ -101,37 +102,18 @@ def _read_password(arguments: argparse.Namespace) -> str:
     return first
 
 
-Operation = Callable[[AsyncSession, Settings], Awaitable[int]]
-
-
-async def _in_session(settings: Settings, operation: Operation) -> int:
-    await upgrade_database(settings.database_url)
-    engine = create_engine(settings.database_url)
-    try:
-        async with create_session_factory(engine)() as session:
-            result = await operation(session, settings)
-            await session.commit()
-            return result
-    finally:
-        await engine.dispose()
-
-
-def _run(operation: Operation) -> int:
-    try:
-        return asyncio.run(_in_session(load_settings(), operation))
-    except DialerError as error:
-        print(f"dialer: {error}", file=sys.stderr)
-        return EXIT_REFUSED
-
-
 async def _user_by_login(session: AsyncSession, login: str) -> User:
-    user = await users.find_user_by_login(session, login)
+    from dialer.users import find_user_by_login
+
+    user = await find_user_by_login(session, login)
     if user is None:
         raise NotFound(f"no user {login!r}")
     return user
 
 
 def _db_upgrade(arguments: argparse.Namespace) -> int:
+    from dialer.storage import upgrade_database
+
     settings = load_settings()
     asyncio.run(upgrade_database(settings.database_url))
     print("database schema is up to date")
@@ -142,10 +124,11 @@ def _user_add(arguments: argparse.Namespace) -> int:
     try:
         password = _read_password(arguments)
     except DialerError as error:
-        print(f"dialer: {error}", file=sys.stderr)
-        return EXIT_REFUSED
+        return refuse(error)
 
     async def operation(session: AsyncSession, settings: Settings) -> int:
+        from dialer import users
+
         team_id: int | None = None
         if arguments.team:
             team = await users.find_team(session, arguments.team)
@@ -167,58 +150,67 @@ def _user_add(arguments: argparse.Namespace) -> int:
         print(f"user {user.login} ({user.role}) created with id {user.id}")
         return EXIT_OK
 
-    return _run(operation)
+    return run_in_session(operation)
 
 
 def _user_disable(arguments: argparse.Namespace) -> int:
     async def operation(session: AsyncSession, settings: Settings) -> int:
+        from dialer.users import disable_user
+
         user = await _user_by_login(session, arguments.login)
-        await users.disable_user(session, None, user.id, disabled=arguments.disabled)
+        await disable_user(session, None, user.id, disabled=arguments.disabled)
         print(f"user {user.login} {'disabled' if arguments.disabled else 'enabled'}")
         return EXIT_OK
 
-    return _run(operation)
+    return run_in_session(operation)
 
 
 def _user_unlock(arguments: argparse.Namespace) -> int:
     async def operation(session: AsyncSession, settings: Settings) -> int:
+        from dialer.users import unlock_user
+
         user = await _user_by_login(session, arguments.login)
-        await users.unlock_user(session, None, user.id)
+        await unlock_user(session, None, user.id)
         print(f"user {user.login} unlocked")
         return EXIT_OK
 
-    return _run(operation)
+    return run_in_session(operation)
 
 
 def _user_reset_password(arguments: argparse.Namespace) -> int:
     try:
         password = _read_password(arguments)
     except DialerError as error:
-        print(f"dialer: {error}", file=sys.stderr)
-        return EXIT_REFUSED
+        return refuse(error)
 
     async def operation(session: AsyncSession, settings: Settings) -> int:
+        from dialer.users import reset_password
+
         user = await _user_by_login(session, arguments.login)
-        await users.reset_password(session, None, settings, user.id, password)
+        await reset_password(session, None, settings, user.id, password)
         print(f"password of {user.login} reset; their sessions were ended")
         return EXIT_OK
 
-    return _run(operation)
+    return run_in_session(operation)
 
 
 def _user_list(arguments: argparse.Namespace) -> int:
     async def operation(session: AsyncSession, settings: Settings) -> int:
-        for user in await users.list_users(session, None):
+        from dialer.users import list_users
+
+        for user in await list_users(session, None):
             state = "disabled" if user.disabled else "active"
             print(f"{user.id}\t{user.login}\t{user.role}\t{state}\t{user.display_name}")
         return EXIT_OK
 
-    return _run(operation)
+    return run_in_session(operation)
 
 
 def _audit_verify(arguments: argparse.Namespace) -> int:
     async def operation(session: AsyncSession, settings: Settings) -> int:
-        problems = await audit.verify_audit_chain(session)
+        from dialer.audit import verify_audit_chain
+
+        problems = await verify_audit_chain(session)
         for problem in problems:
             print(f"audit event {problem.audit_event_id}: {problem.kind}: {problem.detail}")
         if problems:
@@ -227,30 +219,33 @@ def _audit_verify(arguments: argparse.Namespace) -> int:
         print("audit chain intact")
         return EXIT_OK
 
-    return _run(operation)
+    return run_in_session(operation)
 
 
 def _backup(arguments: argparse.Namespace) -> int:
+    from dialer.backup import backup_database, default_backup_path
+
     settings = load_settings()
-    destination = arguments.output or backup.default_backup_path(
+    destination = arguments.output or default_backup_path(
         settings.database_url, settings.backups_dir
     )
     try:
-        written = backup.backup_database(settings.database_url, destination)
+        written = backup_database(settings.database_url, destination)
     except DialerError as error:
-        print(f"dialer: {error}", file=sys.stderr)
-        return EXIT_REFUSED
+        return refuse(error)
     print(f"backup written to {written}")
     return EXIT_OK
 
 
 def _restore(arguments: argparse.Namespace) -> int:
+    from dialer.backup import restore_database
+    from dialer.storage import upgrade_database
+
     settings = load_settings()
     try:
-        backup.restore_database(settings.database_url, arguments.file)
+        restore_database(settings.database_url, arguments.file)
     except DialerError as error:
-        print(f"dialer: {error}", file=sys.stderr)
-        return EXIT_REFUSED
+        return refuse(error)
     # A backup made by an older version is brought up to this version's schema.
     asyncio.run(upgrade_database(settings.database_url))
     print(f"database restored from {arguments.file}")

@@ -8,33 +8,21 @@ says which), 2 refused (unreadable file, bad option, unknown user).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeAlias
+from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from dialer.commands.running import EXIT_OK, Subparsers, run_in_session
+from dialer.errors import NotFound, ValidationFailed
+from dialer.settings import Settings
 
-from dialer.errors import DialerError, NotFound, ValidationFailed
-from dialer.exporting import (
-    CallExportFilter,
-    ContactExportFilter,
-    ExportFormat,
-    ExportOptions,
-    export_calls,
-    export_contacts,
-)
-from dialer.importing.report import RowAction, write_report_csv
-from dialer.importing.service import DuplicatePolicy, ImportOptions, import_contacts
-from dialer.settings import Settings, load_settings
-from dialer.storage import create_engine, create_session_factory, upgrade_database
-from dialer.users import find_user_by_login
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-EXIT_OK = 0
-EXIT_REFUSED = 2
 ROWS_SHOWN_WITHOUT_REPORT = 20
+# The values of dialer.importing.service.DuplicatePolicy and dialer.exporting.ExportFormat,
+# written out so that the parser is built without importing those modules (and SQLAlchemy).
+DUPLICATE_POLICIES = ("merge", "skip")
+EXPORT_FORMATS = ("csv", "xlsx")
 
 
 def register(subparsers: Subparsers) -> None:
@@ -50,8 +38,8 @@ def register(subparsers: Subparsers) -> None:
     )
     importer.add_argument(
         "--on-duplicate",
-        choices=[policy.value for policy in DuplicatePolicy],
-        default=DuplicatePolicy.MERGE.value,
+        choices=DUPLICATE_POLICIES,
+        default="merge",
         help="a row whose phone is known: merge into that contact (default) or skip it",
     )
     importer.add_argument("--region", help="region of numbers without +code (default: settings)")
@@ -73,7 +61,7 @@ def register(subparsers: Subparsers) -> None:
     exporter.add_argument("--output", type=Path, required=True)
     exporter.add_argument(
         "--format",
-        choices=[export_format.value for export_format in ExportFormat],
+        choices=EXPORT_FORMATS,
         help="default: from the output file's extension, else csv",
     )
     exporter.add_argument("--delimiter", default=",", help="CSV separator: ',' ';' or 'tab'")
@@ -83,33 +71,9 @@ def register(subparsers: Subparsers) -> None:
     exporter.set_defaults(handler=_export)
 
 
-Operation = Callable[[AsyncSession, Settings], Awaitable[int]]
-
-
-async def _in_session(settings: Settings, operation: Operation, *, commit: bool) -> int:
-    await upgrade_database(settings.database_url)
-    engine = create_engine(settings.database_url)
-    try:
-        async with create_session_factory(engine)() as session:
-            result = await operation(session, settings)
-            if commit:
-                await session.commit()
-            else:
-                await session.rollback()
-            return result
-    finally:
-        await engine.dispose()
-
-
-def _run(operation: Operation, *, commit: bool = True) -> int:
-    try:
-        return asyncio.run(_in_session(load_settings(), operation, commit=commit))
-    except DialerError as error:
-        print(f"dialer: {error}", file=sys.stderr)
-        return EXIT_REFUSED
-
-
 async def _user_id(session: AsyncSession, login: str | None) -> int | None:
+    from dialer.users import find_user_by_login
+
     if login is None:
         return None
     user = await find_user_by_login(session, login)
@@ -130,6 +94,9 @@ def _mapping_overrides(pairs: list[str]) -> dict[str, str]:
 
 def _import(arguments: argparse.Namespace) -> int:
     async def operation(session: AsyncSession, settings: Settings) -> int:
+        from dialer.importing.report import RowAction, write_report_csv
+        from dialer.importing.service import DuplicatePolicy, ImportOptions, import_contacts
+
         options = ImportOptions(
             on_duplicate=DuplicatePolicy(arguments.on_duplicate),
             region=arguments.region or settings.default_region,
@@ -160,10 +127,19 @@ def _import(arguments: argparse.Namespace) -> int:
         )
         return EXIT_OK
 
-    return _run(operation, commit=not arguments.dry_run)
+    return run_in_session(operation, commit=not arguments.dry_run)
 
 
 def _export(arguments: argparse.Namespace) -> int:
+    from dialer.exporting import (
+        CallExportFilter,
+        ContactExportFilter,
+        ExportFormat,
+        ExportOptions,
+        export_calls,
+        export_contacts,
+    )
+
     output: Path = arguments.output
     chosen = arguments.format or ("xlsx" if output.suffix.lower() == ".xlsx" else "csv")
     delimiter = "\t" if arguments.delimiter in {"tab", "\\t"} else arguments.delimiter
@@ -182,4 +158,4 @@ def _export(arguments: argparse.Namespace) -> int:
         print(f"{result.rows} {arguments.what} written to {result.path}")
         return EXIT_OK
 
-    return _run(operation)
+    return run_in_session(operation)

@@ -11,28 +11,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TypeAlias
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from dialer.audit import append_audit_event
-from dialer.models import Recording, utc_now
+from dialer.commands.running import EXIT_OK, EXIT_PROBLEMS, Subparsers, refuse
 from dialer.settings import Settings, load_settings
-from dialer.storage import create_engine, create_session_factory, upgrade_database
 from recordings.entries import RecordingEntry
 from recordings.errors import UnsafeNameError
 from recordings.layout import RecordingLayout
-from recordings.retention import delete_expired
-from recordings.verification import verify_recordings
 
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-EXIT_OK = 0
-EXIT_PROBLEMS = 1
-EXIT_REFUSED = 2
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def register(subparsers: Subparsers) -> None:
@@ -49,6 +39,10 @@ async def _entries(
     session: AsyncSession, layout: RecordingLayout
 ) -> tuple[list[RecordingEntry], list[str]]:
     """Entries of the live recordings with a checksum, and problems with the other rows."""
+    from sqlalchemy import select
+
+    from dialer.models import Recording
+
     rows: Sequence[Recording] = (
         await session.scalars(
             select(Recording).where(Recording.deleted_at.is_(None)).order_by(Recording.id)
@@ -79,6 +73,9 @@ async def _entries(
 
 async def verify(settings: Settings) -> int:
     """Verify every recording; prints the problems; returns the exit status."""
+    from dialer.storage import create_engine, create_session_factory
+    from recordings.verification import verify_recordings
+
     layout = RecordingLayout(settings.recordings_dir)
     engine = create_engine(settings.database_url)
     try:
@@ -99,6 +96,11 @@ async def verify(settings: Settings) -> int:
 
 async def purge(settings: Settings, older_than_days: int, now: datetime | None = None) -> int:
     """Delete expired recordings, mark their rows and audit it; returns the exit status."""
+    from dialer.audit import append_audit_event
+    from dialer.models import Recording, utc_now
+    from dialer.storage import create_engine, create_session_factory
+    from recordings.retention import delete_expired
+
     now = now if now is not None else utc_now()
     layout = RecordingLayout(settings.recordings_dir)
     engine = create_engine(settings.database_url)
@@ -140,6 +142,8 @@ async def purge(settings: Settings, older_than_days: int, now: datetime | None =
 
 
 def _verify_command(arguments: argparse.Namespace) -> int:
+    from dialer.storage import upgrade_database
+
     settings = load_settings()
     asyncio.run(upgrade_database(settings.database_url))
     return asyncio.run(verify(settings))
@@ -147,8 +151,9 @@ def _verify_command(arguments: argparse.Namespace) -> int:
 
 def _purge_command(arguments: argparse.Namespace) -> int:
     if arguments.older_than < 0:
-        print("dialer: --older-than must not be negative", file=sys.stderr)
-        return EXIT_REFUSED
+        return refuse("--older-than must not be negative")
+    from dialer.storage import upgrade_database
+
     settings = load_settings()
     asyncio.run(upgrade_database(settings.database_url))
     return asyncio.run(purge(settings, arguments.older_than))

@@ -16,32 +16,21 @@ import asyncio
 import sys
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TypeAlias
+from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from dialer.commands.running import EXIT_OK, Subparsers, run_in_session
+from dialer.errors import NotFound, ValidationFailed
 
-from dialer.audit import append_audit_event
-from dialer.errors import DialerError, NotFound, ValidationFailed
-from dialer.reports import (
-    DailyReportQuery,
-    ReportFormat,
-    build_daily_report,
-    default_report_timezone,
-    rebuild_call_volume,
-    render_report,
-    resolve_timezone,
-)
-from dialer.reports.export import report_csv
-from dialer.reports.grid import epoch_hour
-from dialer.settings import load_settings
-from dialer.storage import create_engine, create_session_factory, upgrade_database
-from dialer.users import find_team, find_user_by_login
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-EXIT_OK = 0
-EXIT_REFUSED = 2
+    from dialer.reports import ReportFormat
+
 REBUILD_DAYS_PER_TRANSACTION = 8
 UTF8_BOM = "\ufeff"
+# The values of dialer.reports.ReportFormat, written out so that the parser is built without
+# importing the reports (and SQLAlchemy).
+REPORT_FORMATS = ("csv", "xlsx")
 
 
 def _day(text: str) -> date:
@@ -59,7 +48,7 @@ def register(subparsers: Subparsers) -> None:
     who = daily.add_mutually_exclusive_group()
     who.add_argument("--operator", metavar="LOGIN", help="only this operator's calls")
     who.add_argument("--team", metavar="NAME", help="only the calls of this team's members")
-    daily.add_argument("--format", choices=[choice.value for choice in ReportFormat])
+    daily.add_argument("--format", choices=REPORT_FORMATS)
     daily.add_argument("--output", type=Path, help="write the file here (default: CSV to stdout)")
     daily.set_defaults(handler=_daily)
     rebuild = commands.add_parser("rebuild", help="recompute the rollups of a range of days")
@@ -75,39 +64,21 @@ def _range_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-async def _with_session(arguments: argparse.Namespace, daily: bool) -> int:
-    settings = load_settings()
-    await upgrade_database(settings.database_url)
-    engine = create_engine(settings.database_url)
-    try:
-        async with create_session_factory(engine)() as session:
-            if daily:
-                code = await _write_report(session, arguments)
-            else:
-                code = await _rebuild_range(session, arguments)
-            await session.commit()
-            return code
-    finally:
-        await engine.dispose()
-
-
-def _run(arguments: argparse.Namespace, *, daily: bool) -> int:
-    try:
-        return asyncio.run(_with_session(arguments, daily))
-    except (DialerError, OSError) as error:
-        print(f"dialer: {error}", file=sys.stderr)
-        return EXIT_REFUSED
-
-
 def _daily(arguments: argparse.Namespace) -> int:
-    return _run(arguments, daily=True)
+    return run_in_session(
+        lambda session, _settings: _write_report(session, arguments), also_refused=(OSError,)
+    )
 
 
 def _rebuild(arguments: argparse.Namespace) -> int:
-    return _run(arguments, daily=False)
+    return run_in_session(
+        lambda session, _settings: _rebuild_range(session, arguments), also_refused=(OSError,)
+    )
 
 
 def _chosen_format(arguments: argparse.Namespace) -> ReportFormat:
+    from dialer.reports import ReportFormat
+
     if arguments.format:
         return ReportFormat(arguments.format)
     output: Path | None = arguments.output
@@ -117,6 +88,17 @@ def _chosen_format(arguments: argparse.Namespace) -> ReportFormat:
 
 
 async def _write_report(session: AsyncSession, arguments: argparse.Namespace) -> int:
+    from dialer.audit import append_audit_event
+    from dialer.reports import (
+        DailyReportQuery,
+        ReportFormat,
+        build_daily_report,
+        default_report_timezone,
+        render_report,
+    )
+    from dialer.reports.export import report_csv
+    from dialer.users import find_team, find_user_by_login
+
     operator_id: int | None = None
     team_id: int | None = None
     if arguments.operator:
@@ -169,6 +151,9 @@ async def _write_report(session: AsyncSession, arguments: argparse.Namespace) ->
 
 
 async def _rebuild_range(session: AsyncSession, arguments: argparse.Namespace) -> int:
+    from dialer.reports import default_report_timezone, rebuild_call_volume, resolve_timezone
+    from dialer.reports.grid import epoch_hour
+
     zone = resolve_timezone(arguments.timezone or default_report_timezone())
     if arguments.last_day < arguments.first_day:
         raise ValidationFailed("to", "must not be before from")

@@ -15,20 +15,13 @@ import asyncio
 import dataclasses
 import importlib.util
 import os
-import sys
 from pathlib import Path
-from typing import TypeAlias
 
+from dialer.commands.running import Subparsers, refuse
 from dialer.errors import ValidationFailed
 from dialer.settings import load_settings
-from dialer.storage import upgrade_database
-from dialer.transcripts.queue import load_queue_settings
-from dialer.transcripts.worker import WorkerOptions, run_worker_processes
 from recordings.errors import ModelNotFoundError
 from recordings.model_setup import prepare_model
-
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-EXIT_REFUSED = 2
 
 
 def register(subparsers: Subparsers) -> None:
@@ -63,13 +56,15 @@ def default_model_path() -> Path | None:
 
 
 def _worker_command(arguments: argparse.Namespace) -> int:
+    from dialer.storage import upgrade_database
+    from dialer.transcripts.queue import load_queue_settings
+    from dialer.transcripts.worker import WorkerOptions, run_worker_processes
+
     model = arguments.model or default_model_path()
     if model is None:
-        print("dialer: give --model PATH (or set DIALER_VOSK_MODEL)", file=sys.stderr)
-        return EXIT_REFUSED
+        return refuse("give --model PATH (or set DIALER_VOSK_MODEL)")
     if arguments.processes < 1 or arguments.threads < 1:
-        print("dialer: --processes and --threads must be at least 1", file=sys.stderr)
-        return EXIT_REFUSED
+        return refuse("--processes and --threads must be at least 1")
     try:
         queue = load_queue_settings()
         changes: dict[str, float | int] = {}
@@ -81,8 +76,7 @@ def _worker_command(arguments: argparse.Namespace) -> int:
             changes["retry_base_seconds"] = arguments.retry_seconds
         queue = dataclasses.replace(queue, **changes)  # type: ignore[arg-type]
     except ValidationFailed as error:
-        print(f"dialer: {error}", file=sys.stderr)
-        return EXIT_REFUSED
+        return refuse(error)
     settings = load_settings()
     if not arguments.model_as_is:
         # A tuned copy (symlinks to the big files): Kaldi dither off so the same recording
@@ -92,8 +86,7 @@ def _worker_command(arguments: argparse.Namespace) -> int:
         try:
             model = prepare_model(model, tuned)
         except ModelNotFoundError as error:
-            print(f"dialer: {error}", file=sys.stderr)
-            return EXIT_REFUSED
+            return refuse(error)
     asyncio.run(upgrade_database(settings.database_url))
     options = WorkerOptions(
         database_url=settings.database_url,

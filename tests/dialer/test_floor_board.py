@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,41 +18,15 @@ from dialer.floor.board import FloorBoard, OperatorLine, board_snapshot
 from dialer.live_events import InProcessEventBus
 from dialer.models import CallState, HangupParty
 from dialer.sessions import end_session, start_session
-from dialer.settings import Settings
-from dialer.telephony import AccountChoice, CallService
-from sip.testline import TestLine
+from dialer.telephony import CallService
 from tests.conftest import People, Person, PersonMaker
 from tests.dialer.test_floor_support import write_prompt
 from tests.dialer.test_telephony_support import call_row, collect_frames, event_log
 
 
 @pytest.fixture
-async def test_line(tmp_path: Path) -> AsyncIterator[TestLine]:
-    line = await TestLine.start(prompt_wav=write_prompt(tmp_path / "prompt.wav"))
-    yield line
-    await line.aclose()
-
-
-@pytest.fixture
-def bus() -> InProcessEventBus:
-    return InProcessEventBus()
-
-
-@pytest.fixture
-async def service(
-    settings: Settings,
-    session_factory: async_sessionmaker[AsyncSession],
-    bus: InProcessEventBus,
-    test_line: TestLine,
-) -> AsyncIterator[CallService]:
-    service = await CallService.start(
-        settings,
-        session_factory,
-        bus,
-        accounts=AccountChoice.single(test_line.account()),
-    )
-    yield service
-    await service.close()
+def test_line_prompt(tmp_path: Path) -> Path:
+    return write_prompt(tmp_path / "prompt.wav")
 
 
 def state_of(line: OperatorLine) -> str:

@@ -7,7 +7,6 @@ the supervisor, the operator's browser, the far end and the recording got.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -21,27 +20,27 @@ from dialer.floor.monitoring import change_monitor_mode, start_monitoring
 from dialer.live_events import InProcessEventBus
 from dialer.models import AuditEvent
 from dialer.settings import Settings
-from dialer.telephony import AccountChoice, CallAudioBridge, CallService
-from dialer.telephony.monitor_hub import MonitorMode
+from dialer.telephony import CallAudioBridge, CallService
+from dialer.telephony.monitor_hub import CallMonitor, MonitorMode
 from sip.phone import Call
 from sip.testline import TestLine
+from tests.audio import decode_stereo, push_paced
 from tests.conftest import People, Person
 from tests.dialer.test_floor_support import (
     FAR_END_HZ,
     OPERATOR_HZ,
     SUPERVISOR_HZ,
     collect_mix,
-    push_paced,
     samples_of,
     tone,
     tone_strength,
     write_prompt,
 )
 from tests.dialer.test_telephony_support import (
+    answered_browser_call,
     collect_frames,
     event_log,
-    recordings_of,
-    stereo_channels,
+    wait_for_recording,
 )
 
 PRESENT = 1000.0  # the tones are sent at amplitude 4000
@@ -49,29 +48,8 @@ ABSENT = 150.0
 
 
 @pytest.fixture
-async def test_line(tmp_path: Path) -> AsyncIterator[TestLine]:
-    line = await TestLine.start(prompt_wav=write_prompt(tmp_path / "prompt.wav"))
-    yield line
-    await line.aclose()
-
-
-@pytest.fixture
-def bus() -> InProcessEventBus:
-    return InProcessEventBus()
-
-
-@pytest.fixture
-async def service(
-    settings: Settings,
-    session_factory: async_sessionmaker[AsyncSession],
-    bus: InProcessEventBus,
-    test_line: TestLine,
-) -> AsyncIterator[CallService]:
-    service = await CallService.start(
-        settings, session_factory, bus, accounts=AccountChoice.single(test_line.account())
-    )
-    yield service
-    await service.close()
+def test_line_prompt(tmp_path: Path) -> Path:
+    return write_prompt(tmp_path / "prompt.wav")
 
 
 class OnCall:
@@ -96,9 +74,9 @@ async def answered_call(
     service: CallService, bus: InProcessEventBus, test_line: TestLine, operator: Person, number: str
 ) -> OnCall:
     async with event_log(bus, operator.user.id) as log:
-        live = await service.place_call(operator.actor, CallRequest(number=number))
-        bridge = await service.attach_browser_audio(operator.actor, live.call_id)
-        await log.wait_for("call.answered")
+        live, bridge = await answered_browser_call(
+            service, log, operator, CallRequest(number=number)
+        )
     return OnCall(live, bridge, test_line.answered_calls[-1])
 
 
@@ -108,7 +86,7 @@ async def monitor(
     person: Person,
     call_id: int,
     mode: MonitorMode,
-) -> object:
+) -> CallMonitor:
     async with session_factory() as session:
         joined = await start_monitoring(session, service, person.actor, call_id, mode)
         await session.commit()
@@ -139,9 +117,7 @@ async def test_listen_then_whisper_reaches_the_operator_only(
     anna, boss = people.north_operator, people.north_supervisor
     on_call = await answered_call(service, bus, test_line, anna, "+79165550401")
     call_id = on_call.live.call_id
-    async with session_factory() as session:
-        listener = await start_monitoring(session, service, boss.actor, call_id, "listen")
-        await session.commit()
+    listener = await monitor(session_factory, service, boss, call_id, "listen")
     heard = bytearray()
     reader = asyncio.get_running_loop().create_task(collect_mix(listener, heard))
 
@@ -175,15 +151,8 @@ async def test_listen_then_whisper_reaches_the_operator_only(
     assert listener.detached
 
     # The recording (operator left, far end right) never had the whisper.
-    recording = None
-    for _ in range(100):
-        found = await recordings_of(session_factory, call_id)
-        if found:
-            (recording,) = found
-            break
-        await asyncio.sleep(0.1)
-    assert recording is not None
-    left, right = stereo_channels(settings.recordings_dir / recording.path)
+    recording = await wait_for_recording(session_factory, call_id)
+    left, right = decode_stereo(settings.recordings_dir / recording.path)
     assert tone_strength(left, OPERATOR_HZ) > PRESENT
     assert tone_strength(right, FAR_END_HZ) > PRESENT
     assert tone_strength(left, SUPERVISOR_HZ) < ABSENT
@@ -209,9 +178,7 @@ async def test_barge_reaches_the_far_end_and_comes_back_in_its_echo(
     anna, admin = people.north_operator, people.admin
     on_call = await answered_call(service, bus, test_line, anna, "+79165550402")
     call_id = on_call.live.call_id
-    async with session_factory() as session:
-        barger = await start_monitoring(session, service, admin.actor, call_id, "barge")
-        await session.commit()
+    barger = await monitor(session_factory, service, admin, call_id, "barge")
     heard = bytearray()
     reader = asyncio.get_running_loop().create_task(collect_mix(barger, heard))
     await asyncio.sleep(test_line.prompt_seconds + 0.1)  # the line echoes from here on
@@ -228,15 +195,8 @@ async def test_barge_reaches_the_far_end_and_comes_back_in_its_echo(
 
     await finish(service, on_call, anna)
     await reader
-    recording = None
-    for _ in range(100):
-        found = await recordings_of(session_factory, call_id)
-        if found:
-            (recording,) = found
-            break
-        await asyncio.sleep(0.1)
-    assert recording is not None
-    left, right = stereo_channels(settings.recordings_dir / recording.path)
+    recording = await wait_for_recording(session_factory, call_id)
+    left, right = decode_stereo(settings.recordings_dir / recording.path)
     assert tone_strength(left, SUPERVISOR_HZ) > PRESENT  # sent to the customer
     assert tone_strength(right, SUPERVISOR_HZ) > PRESENT  # the echo
 

@@ -1,19 +1,17 @@
-"""Helpers shared by the floor tests (no tests here): tones, their strength, a short test line."""
+"""Helpers shared by the floor tests (no tests here): tones, their strength, a test-line prompt
+of a plain tone. Pacing frames like a microphone: ``tests.audio.push_paced``."""
 
 from __future__ import annotations
 
-import asyncio
 import wave
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from dialer.telephony.monitor_hub import CallMonitor
+from tests.audio import SAMPLE_RATE
 
-SAMPLE_RATE = 8000
-FRAME_BYTES = 320
 CHUNK_SAMPLES = 4000  # 0.5 s: a 2 Hz grid, so the test tones fall exactly on bins
 
 FAR_END_HZ = 450.0  # the test line's prompt
@@ -26,10 +24,6 @@ def tone(frequency: float, seconds: float, amplitude: float = 4000.0) -> bytes:
     count = int(seconds * SAMPLE_RATE) // 160 * 160
     times = np.arange(count) / SAMPLE_RATE
     return (amplitude * np.sin(2 * np.pi * frequency * times)).astype("<i2").tobytes()
-
-
-def frames_of(pcm: bytes) -> list[bytes]:
-    return [pcm[offset : offset + FRAME_BYTES] for offset in range(0, len(pcm), FRAME_BYTES)]
 
 
 def samples_of(pcm: bytes) -> npt.NDArray[np.int16]:
@@ -58,18 +52,6 @@ def write_prompt(path: Path, seconds: float = 1.6) -> Path:
         writer.setframerate(SAMPLE_RATE)
         writer.writeframes(tone(FAR_END_HZ, seconds))
     return path
-
-
-async def push_paced(push: Callable[[bytes], None], pcm: bytes, burst: int = 4) -> None:
-    """Hand ``pcm`` to ``push(frame)`` like a microphone over a WebSocket: bursts of ``burst``
-    frames on a steady 20 ms-per-frame clock."""
-    frames = frames_of(pcm)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    for number, start in enumerate(range(0, len(frames), burst)):
-        for frame in frames[start : start + burst]:
-            push(frame)
-        await asyncio.sleep(max(0.0, started + (number + 1) * 0.020 * burst - loop.time()))
 
 
 async def collect_mix(monitor: CallMonitor, into: bytearray) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,48 +19,23 @@ from dialer.telephony import AccountChoice, CallService
 from dialer.transcripts.models import TranscriptionJob
 from recordings.hashing import sha256_of_file
 from sip.testline import TestLine, load_prompt
+from tests.audio import decode_stereo, push_paced, spectral_correlation
 from tests.conftest import People
 from tests.dialer.test_telephony_support import (
+    answered_browser_call,
     call_row,
     collect_frames,
     event_log,
-    push_bursty,
     recordings_of,
-    spectral_correlation,
-    stereo_channels,
     sweep,
 )
 from tests.sip import peers
 
 
 @pytest.fixture
-async def test_line() -> AsyncIterator[TestLine]:
-    line = await TestLine.start(host="127.0.0.1", port=0)
-    yield line
-    await line.aclose()
-
-
-@pytest.fixture
-def bus() -> InProcessEventBus:
-    return InProcessEventBus()
-
-
-@pytest.fixture
-async def service(
-    settings: Settings,
-    session_factory: async_sessionmaker[AsyncSession],
-    bus: InProcessEventBus,
-    test_line: TestLine,
-) -> AsyncIterator[CallService]:
-    service = await CallService.start(
-        settings,
-        session_factory,
-        bus,
-        accounts=AccountChoice.single(test_line.account()),
-        browser_grace_seconds=0.6,
-    )
-    yield service
-    await service.close()
+def browser_grace_seconds() -> float:
+    """Short, so that a closed tab ends its call within the test."""
+    return 0.6
 
 
 async def test_answered_browser_call_is_recorded_and_published_in_order(
@@ -87,7 +61,7 @@ async def test_answered_browser_call_is_recorded_and_published_in_order(
         await operator_log.wait_for("call.answered")
         await asyncio.sleep(test_line.prompt_seconds + 0.2)
         ours = sweep(1.0)
-        await push_bursty(bridge, ours)
+        await push_paced(bridge.push_operator_frame, ours)
         await asyncio.sleep(1.0)
         await service.hang_up(anna.actor, live.call_id)
         ended = await operator_log.wait_for("call.ended")
@@ -141,7 +115,7 @@ async def test_answered_browser_call_is_recorded_and_published_in_order(
     assert recording.size_bytes == path.stat().st_size
     assert abs(recording.duration_seconds - row.talk_seconds) < 1.0
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # the WAV is gone
-    left, right = stereo_channels(path)
+    left, right = decode_stereo(path)
     pushed = peers.pcm_to_samples(ours)
     assert spectral_correlation(pushed, left) >= 0.5
     assert spectral_correlation(pushed, right) >= 0.5  # the echo
@@ -226,9 +200,9 @@ async def test_closed_tab_ends_the_call_after_the_grace_period(
 ) -> None:
     anna = people.north_operator
     async with event_log(bus, anna.user.id) as log:
-        live = await service.place_call(anna.actor, CallRequest(number="+79165550108"))
-        bridge = await service.attach_browser_audio(anna.actor, live.call_id)
-        await log.wait_for("call.answered")
+        live, bridge = await answered_browser_call(
+            service, log, anna, CallRequest(number="+79165550108")
+        )
         # A reconnect within the grace period keeps the call.
         bridge.detach()
         await asyncio.sleep(0.2)
@@ -253,9 +227,9 @@ async def test_mute_sends_silence_and_only_the_operator_controls_audio(
 ) -> None:
     anna = people.north_operator
     async with event_log(bus, anna.user.id) as log:
-        live = await service.place_call(anna.actor, CallRequest(number="+79165550109"))
-        bridge = await service.attach_browser_audio(anna.actor, live.call_id)
-        await log.wait_for("call.answered")
+        live, bridge = await answered_browser_call(
+            service, log, anna, CallRequest(number="+79165550109")
+        )
         with pytest.raises(PermissionDenied):
             await service.set_muted(people.north_supervisor.actor, live.call_id, True)
         muted = await service.set_muted(anna.actor, live.call_id, True)
@@ -267,14 +241,14 @@ async def test_mute_sends_silence_and_only_the_operator_controls_audio(
                 line_heard.extend(frame) if direction == "received" else None
             )
         )
-        await push_bursty(bridge, sweep(1.0))
+        await push_paced(bridge.push_operator_frame, sweep(1.0))
         await asyncio.sleep(0.2)
         assert not any(line_heard)  # digital silence only
         unmuted = await service.set_muted(anna.actor, live.call_id, False)
         assert not unmuted.muted
         line_heard.clear()
         ours = sweep(1.0)
-        await push_bursty(bridge, ours)
+        await push_paced(bridge.push_operator_frame, ours)
         await asyncio.sleep(0.3)
         correlation = peers.chunked_correlation(
             peers.pcm_to_samples(ours), peers.pcm_to_samples(bytes(line_heard))
@@ -302,9 +276,9 @@ async def test_close_hangs_up_every_call(
     )
     anna = people.north_operator
     async with event_log(bus, anna.user.id) as log:
-        live = await service.place_call(anna.actor, CallRequest(number="+79165550110"))
-        await service.attach_browser_audio(anna.actor, live.call_id)
-        await log.wait_for("call.answered")
+        live, _ = await answered_browser_call(
+            service, log, anna, CallRequest(number="+79165550110")
+        )
         await service.close()
     row = await call_row(session_factory, live.call_id)
     assert (row.state, row.end_cause, row.hangup_by) == ("ended", "local_hangup", "system")

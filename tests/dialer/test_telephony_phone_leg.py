@@ -18,13 +18,12 @@ from dialer.settings import Settings
 from dialer.telephony import AccountChoice, CallService
 from sip.phone import Call
 from sip.testline import TestLine, load_prompt
+from tests.audio import decode_stereo, spectral_correlation
 from tests.conftest import PersonMaker
 from tests.dialer.test_telephony_support import (
     call_row,
     event_log,
     recordings_of,
-    spectral_correlation,
-    stereo_channels,
     sweep,
 )
 from tests.sip import peers
@@ -123,7 +122,7 @@ async def test_operator_phone_is_called_first_then_bridged_and_recorded(
     assert row.answered_at is not None
     assert row.talk_seconds is not None
     (recording,) = await recordings_of(session_factory, live.call_id)
-    left, right = stereo_channels(settings.recordings_dir / recording.path)
+    left, right = decode_stereo(settings.recordings_dir / recording.path)
     assert spectral_correlation(voice, left) >= 0.5  # left: what the operator's leg said
     assert spectral_correlation(prompt, right) >= 0.5  # right: what the customer said
     assert spectral_correlation(voice, right) < 0.3

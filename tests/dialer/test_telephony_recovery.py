@@ -19,12 +19,11 @@ from recordings.hashing import sha256_of_file
 from recordings.layout import RecordingLayout
 from recordings.wav_format import wav_header
 from sip.testline import TestLine, load_prompt
+from tests.audio import decode_stereo, spectral_correlation
 from tests.conftest import People
 from tests.dialer.test_telephony_support import (
     call_row,
     recordings_of,
-    spectral_correlation,
-    stereo_channels,
     sweep,
 )
 from tests.sip import peers
@@ -85,7 +84,7 @@ async def test_startup_recovery_interrupts_the_call_and_attaches_its_repaired_re
     assert abs(recording.duration_seconds - 2.0) < 0.1
     assert not part.exists()
     assert not final.exists()
-    left, right = stereo_channels(path)
+    left, right = decode_stereo(path)
     assert spectral_correlation(peers.pcm_to_samples(operator_said), left) >= 0.5
     assert spectral_correlation(peers.pcm_to_samples(customer_said), right) >= 0.5
     assert spectral_correlation(peers.pcm_to_samples(customer_said), left) < 0.3

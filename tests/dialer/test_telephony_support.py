@@ -1,25 +1,25 @@
-"""Helpers shared by the telephony tests (no tests here): event capture, audio, waiting."""
+"""Helpers shared by the telephony and floor tests (no tests here): event capture, a test
+sweep, reading back calls and recordings. Audio in general: ``tests.audio``; the fixtures
+``test_line``, ``bus`` and ``service``: ``tests/conftest.py`` and ``tests/dialer/conftest.py``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from dialer.call_control import CallRequest, LiveCall
 from dialer.live_events import EventBus, LiveEvent
 from dialer.models import Call, Recording
+from dialer.telephony import CallService
 from dialer.telephony.bridge import CallAudioBridge
-
-FRAME_BYTES = 320
-SAMPLE_RATE = 8000
+from tests.audio import SAMPLE_RATE
+from tests.conftest import Person
 
 
 @dataclass
@@ -81,20 +81,15 @@ def sweep(seconds: float, low: float = 300.0, high: float = 3000.0) -> bytes:
     return (6000 * np.sin(phase)).astype("<i2").tobytes()
 
 
-def frames_of(pcm: bytes) -> list[bytes]:
-    return [pcm[offset : offset + FRAME_BYTES] for offset in range(0, len(pcm), FRAME_BYTES)]
-
-
-async def push_bursty(bridge: CallAudioBridge, pcm: bytes, burst: int = 4) -> None:
-    """Push frames the way a WebSocket delivers a microphone: ``burst`` at once, then a pause,
-    on the microphone's steady clock (bursts are due every ``burst`` x 20 ms, no drift)."""
-    frames = frames_of(pcm)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    for number, start in enumerate(range(0, len(frames), burst)):
-        for frame in frames[start : start + burst]:
-            bridge.push_operator_frame(frame)
-        await asyncio.sleep(max(0.0, started + (number + 1) * 0.020 * burst - loop.time()))
+async def answered_browser_call(
+    service: CallService, log: EventLog, operator: Person, request: CallRequest
+) -> tuple[LiveCall, CallAudioBridge]:
+    """Place ``request`` as ``operator``, attach the browser audio and wait until ``log`` (the
+    operator's) shows the call answered."""
+    live = await service.place_call(operator.actor, request)
+    bridge = await service.attach_browser_audio(operator.actor, live.call_id)
+    await log.wait_for("call.answered")
+    return live, bridge
 
 
 async def collect_frames(bridge: CallAudioBridge, into: bytearray) -> None:
@@ -118,47 +113,14 @@ async def call_row(session_factory: async_sessionmaker[AsyncSession], call_id: i
         return call
 
 
-def stereo_channels(path: Path) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16]]:
-    """Left and right channels of a (compressed) recording, decoded at 8 kHz by ffmpeg."""
-    decoded = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "s16le", "-ar", str(SAMPLE_RATE), "-"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    samples = np.frombuffer(decoded, dtype="<i2").reshape(-1, 2)
-    return samples[:, 0].copy(), samples[:, 1].copy()
-
-
-def _spectrogram(
-    samples: npt.NDArray[np.int16], window: int = 256, hop: int = 80
-) -> npt.NDArray[np.float64]:
-    values = samples.astype(np.float64)
-    count = (values.size - window) // hop + 1
-    if count <= 0:
-        return np.zeros((0, window // 2 + 1))
-    indices = np.arange(window)[None, :] + hop * np.arange(count)[:, None]
-    spectrum: npt.NDArray[np.float64] = np.abs(
-        np.fft.rfft(values[indices] * np.hanning(window), axis=1)
-    )
-    return spectrum
-
-
-def spectral_correlation(
-    reference: npt.NDArray[np.int16], received: npt.NDArray[np.int16]
-) -> float:
-    """The best normalised correlation of ``reference``'s magnitude spectrogram with a stretch
-    of ``received``'s (over every lag). Unlike a waveform correlation it survives codecs that
-    do not keep the phase (Opus): a recording "contains" a sound when this is high."""
-    wanted = _spectrogram(reference)
-    found = _spectrogram(received)
-    if wanted.shape[0] == 0 or found.shape[0] < wanted.shape[0]:
-        return 0.0
-    centred = wanted - wanted.mean()
-    best = 0.0
-    for lag in range(found.shape[0] - wanted.shape[0] + 1):
-        stretch = found[lag : lag + wanted.shape[0]]
-        other = stretch - stretch.mean()
-        energy = float(np.sqrt((centred * centred).sum() * (other * other).sum()))
-        if energy > 0:
-            best = max(best, float((centred * other).sum()) / energy)
-    return best
+async def wait_for_recording(
+    session_factory: async_sessionmaker[AsyncSession], call_id: int, seconds: float = 10.0
+) -> Recording:
+    """The call's one recording once it is stored (looked for every 100 ms for ``seconds``)."""
+    for _ in range(round(seconds / 0.1)):
+        found = await recordings_of(session_factory, call_id)
+        if found:
+            (recording,) = found
+            return recording
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no recording of call {call_id} after {seconds} s")

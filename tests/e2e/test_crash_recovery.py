@@ -10,7 +10,8 @@ from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.e2e.audio import band_energy_fraction, decode_stereo, frames_of, send_paced, tone
+from tests.audio import SAMPLE_RATE, decode_stereo, push_paced
+from tests.e2e.audio import band_energy_fraction, tone
 from tests.e2e.server import (
     cookie_header,
     first_start_credentials,
@@ -19,7 +20,6 @@ from tests.e2e.server import (
     wait_for_call,
 )
 
-SAMPLE_RATE = 8000
 TALK_SECONDS = 4.0
 OPERATOR_TONE = 700.0
 
@@ -51,7 +51,9 @@ async def test_a_killed_server_leaves_an_interrupted_call_with_its_recording(
                 assert attached["type"] == "attached"
                 loop = asyncio.get_running_loop()
                 speaking = loop.create_task(
-                    send_paced(socket, frames_of(tone(OPERATOR_TONE, TALK_SECONDS + 10)))
+                    push_paced(
+                        socket.send, tone(OPERATOR_TONE, TALK_SECONDS + 10).tobytes(), burst=1
+                    )
                 )
                 listening = loop.create_task(_drain(socket))
                 await wait_for_call(client, call_id, states=("answered",))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -11,20 +10,13 @@ import pytest
 
 from sip.account import Account
 from sip.causes import CallCause
-from sip.phone import CallState, Phone, PhoneConfig
+from sip.phone import CallState, Phone
 from sip.testline import load_prompt
 from tests.sip import peers
 
 pytestmark = pytest.mark.peers
 
 FRAME_BYTES = 320
-
-
-@pytest.fixture
-async def phone() -> AsyncIterator[Phone]:
-    phone = await Phone.start(PhoneConfig(bind_host="127.0.0.1", send_queue_frames=400))
-    yield phone
-    await phone.aclose()
 
 
 async def test_audio_flows_both_ways_with_baresip(phone: Phone, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import hashlib
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,13 @@ import pytest
 from sip.account import Account
 from sip.causes import CallCause
 from sip.events import CallMediaChanged, CallProgress
-from sip.phone import Call, CallState, DtmfReceived, Phone, PhoneConfig
+from sip.phone import Call, CallState, DtmfReceived, Phone
 from sip.testline import load_prompt
 from tests.sip import peers
 
 pytestmark = pytest.mark.peers
 
 FRAME_BYTES = 320
-
-
-@pytest.fixture
-async def phone() -> AsyncIterator[Phone]:
-    phone = await Phone.start(PhoneConfig(bind_host="127.0.0.1", send_queue_frames=400))
-    yield phone
-    await phone.aclose()
 
 
 def account_for(peer: peers.SippPeer, **settings: Any) -> Account:

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import numpy as np
-import pytest
 
 from sip.causes import CallCause
-from sip.phone import CallState, Phone, PhoneConfig
+from sip.phone import CallState, Phone
 from sip.testline import TestLine, load_prompt
 from tests.sip import peers
 
 FRAME_BYTES = 320
-
-
-@pytest.fixture
-async def test_line() -> AsyncIterator[TestLine]:
-    line = await TestLine.start(host="127.0.0.1", port=0)
-    yield line
-    await line.aclose()
-
-
-@pytest.fixture
-async def phone() -> AsyncIterator[Phone]:
-    phone = await Phone.start(PhoneConfig(bind_host="127.0.0.1", send_queue_frames=400))
-    yield phone
-    await phone.aclose()
 
 
 def tone_sweep(seconds: float) -> bytes:

@@ -23,12 +23,12 @@ from dialer.calls import create_call
 from dialer.models import AuditEvent
 from dialer.telephony import AccountChoice, CallService
 from sip.testline import TestLine
+from tests.audio import push_paced
 from tests.conftest import People, Person
 from tests.dialer.test_floor_support import (
     FAR_END_HZ,
     OPERATOR_HZ,
     SUPERVISOR_HZ,
-    frames_of,
     samples_of,
     tone,
     tone_strength,
@@ -142,16 +142,6 @@ async def read_all(websocket: ClientConnection, log: SocketLog) -> None:
                 log.arrived.set()
 
 
-async def send_paced(websocket: ClientConnection, pcm: bytes, burst: int = 4) -> None:
-    frames = frames_of(pcm)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    for number, start in enumerate(range(0, len(frames), burst)):
-        for frame in frames[start : start + burst]:
-            await websocket.send(frame)
-        await asyncio.sleep(max(0.0, started + (number + 1) * 0.020 * burst - loop.time()))
-
-
 @contextlib.asynccontextmanager
 async def socket_for(
     base_url: str, person: Person, path: str
@@ -231,7 +221,7 @@ async def test_a_supervisor_listens_then_whispers_over_the_monitor_socket(
                 "listen",
             )
             # Listen: the operator speaks over the far end's prompt.
-            await send_paced(operator, tone(OPERATOR_HZ, 1.0))
+            await push_paced(operator.send, tone(OPERATOR_HZ, 1.0))
             await asyncio.sleep(0.2)
             listened = samples_of(bytes(log.audio))
             assert tone_strength(listened, OPERATOR_HZ) > PRESENT
@@ -241,7 +231,7 @@ async def test_a_supervisor_listens_then_whispers_over_the_monitor_socket(
             await supervisor.send(json.dumps({"type": "mode", "mode": "whisper"}))
             assert (await log.wait_for("mode"))["mode"] == "whisper"
             before = len(operator_log.audio)
-            await send_paced(supervisor, tone(SUPERVISOR_HZ, 1.2))
+            await push_paced(supervisor.send, tone(SUPERVISOR_HZ, 1.2))
             await asyncio.sleep(0.3)
             heard = samples_of(bytes(operator_log.audio[before:]))
             assert tone_strength(heard, SUPERVISOR_HZ) > PRESENT

@@ -15,16 +15,18 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 
 from dialer.actors import Role
 from dialer.settings import Settings
 from dialer.storage import upgrade_database
 from dialer.users import create_team, create_user
-from tests.conftest import TEST_PASSWORD, postgres_admin_url, postgres_url_for
+from tests.conftest import (
+    TEST_PASSWORD,
+    migrated_postgres_database,
+    postgres_reachable,
+    postgres_url_for,
+)
 from tests.web.conftest import log_in, make_client
 from web.app import api_endpoints
 from web.routing import Endpoint
@@ -125,23 +127,6 @@ def request_path(endpoint: Endpoint) -> str:
     return endpoint.path.replace("{id:int}", str(MISSING_ID)).replace("{role}", "nobody")
 
 
-async def _postgres_admin(statement: str) -> None:
-    engine = create_async_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
-def _postgres_reachable() -> bool:
-    try:
-        asyncio.run(_postgres_admin("SELECT 1"))
-    except (OSError, DBAPIError):
-        return False
-    return True
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def module_database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -153,16 +138,10 @@ def module_database_url(
         asyncio.run(upgrade_database(url))
         yield url
         return
-    if not _postgres_reachable():
+    if not postgres_reachable():
         pytest.skip("PostgreSQL is not reachable")
-    name = f"dialer_web_permissions_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_postgres_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        url = postgres_url_for(name)
-        asyncio.run(upgrade_database(url))
-        yield url
-    finally:
-        asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with migrated_postgres_database("dialer_web_permissions") as name:
+        yield postgres_url_for(name)
 
 
 @dataclass(frozen=True)
