@@ -7,13 +7,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from dialer.audit import (
+    AuditEntry,
     AuditQuery,
     append_audit_event,
+    append_audit_events,
     event_hash,
     list_audit_events,
     verify_audit_chain,
@@ -200,6 +202,61 @@ async def test_many_appends_in_one_transaction(session: AsyncSession, people: Pe
     for index in range(300):
         await append_audit_event(session, None, "test.batch", None, {"index": index})
     await session.commit()
+    assert await verify_audit_chain(session) == []
+
+
+async def test_events_appended_together_join_the_chain_like_single_ones(
+    session: AsyncSession, people: People
+) -> None:
+    anna = people.north_operator.actor
+    first = await append_audit_event(session, anna, "test.mixed", "single:1", {"n": 1})
+    ids = await append_audit_events(
+        session,
+        [
+            AuditEntry(anna, "test.mixed", "together:1", {"n": (1, 2)}, occurred_at=MOMENT),
+            AuditEntry(None, "test.mixed", "together:2", None, "10.0.0.9", actor_login="ghost"),
+            AuditEntry(people.admin.actor, "test.mixed", None, {"текст": "проверка"}),
+        ],
+    )
+    last = await append_audit_event(session, anna, "test.mixed", "single:2")
+    await session.commit()
+    assert ids == [first.id + 1, first.id + 2, first.id + 3]
+    assert last.id == first.id + 4
+    rows = list(
+        await session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "test.mixed").order_by(AuditEvent.id)
+        )
+    )
+    assert [
+        (row.id, row.target, row.actor_user_id, row.actor_login, row.source_ip, row.summary)
+        for row in rows[1:4]
+    ] == [
+        (ids[0], "together:1", anna.user_id, None, anna.source_ip, {"n": [1, 2]}),
+        (ids[1], "together:2", None, "ghost", "10.0.0.9", {}),
+        (ids[2], None, people.admin.user.id, None, people.admin.source_ip, {"текст": "проверка"}),
+    ]
+    assert rows[1].occurred_at == MOMENT
+    assert all(row.row_hash == event_hash(row) for row in rows)
+    assert [row.previous_hash for row in rows[1:]] == [row.row_hash for row in rows[:-1]]
+    assert await verify_audit_chain(session) == []
+
+
+async def test_events_appended_together_with_a_bad_summary_write_nothing(
+    session: AsyncSession, people: People
+) -> None:
+    assert await append_audit_events(session, []) == []
+    with pytest.raises(TypeError):
+        await append_audit_events(
+            session,
+            [
+                AuditEntry(None, "test.refused", "fine", {"n": 1}),
+                AuditEntry(None, "test.refused", "not-json", {"when": MOMENT}),
+            ],
+        )
+    await session.commit()
+    stored = await session.scalars(select(AuditEvent).where(AuditEvent.action == "test.refused"))
+    assert list(stored) == []
+    await _append_five(session, people)
     assert await verify_audit_chain(session) == []
 
 

@@ -3,6 +3,7 @@ recordings package with ffmpeg): byte ranges, content types, who may play, and t
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import wave
 from pathlib import Path
@@ -11,15 +12,17 @@ import httpx
 import numpy as np
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
+from dialer.audit import verify_audit_chain
 from dialer.calls import attach_recording, create_call, record_call_transition
 from dialer.models import AuditEvent, CallState
 from dialer.settings import Settings
 from recordings.compression import compress_recording
 from tests.conftest import People, Person
-from tests.web.conftest import client_of, make_client
+from tests.dialer.test_audit_appender import database_refusing
+from tests.web.conftest import BASE_URL, CLIENT_ADDRESS, client_of, log_in, make_client
 from web.api.recordings import ByteRange, RangeNotSatisfiable, parse_range
 
 SAMPLE_RATE = 8000
@@ -236,6 +239,62 @@ async def test_a_call_without_a_recording_or_file(
         unknown = await client.get("/api/calls/999999/recording")
         assert unknown.status_code == 404
     assert await _audit_actions(session_factory, call_id) == []
+
+
+async def test_concurrent_plays_are_each_audited_in_one_intact_chain(
+    app: Starlette,
+    people: People,
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    anna = people.north_operator
+    call_id, path = await _recorded_call(session_factory, settings, anna, "opus")
+    content = path.read_bytes()
+    url = f"/api/calls/{call_id}/recording"
+    listeners = (anna, people.north_supervisor, people.admin)
+    async with (
+        client_of(app, listeners[0]) as first,
+        client_of(app, listeners[1]) as second,
+        client_of(app, listeners[2]) as third,
+    ):
+        responses = await asyncio.gather(
+            *(client.get(url) for _ in range(5) for client in (first, second, third))
+        )
+    assert [response.status_code for response in responses] == [200] * 15
+    assert all(response.content == content for response in responses)
+    actions = await _audit_actions(session_factory, call_id)
+    assert sorted(actions) == sorted(
+        ("recording.play", person.user.id) for person in listeners for _ in range(5)
+    )
+    async with session_factory() as session:
+        assert await verify_audit_chain(session) == []
+
+
+async def test_a_play_that_cannot_be_audited_serves_no_audio(
+    app: Starlette,
+    engine: AsyncEngine,
+    people: People,
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    anna = people.north_operator
+    call_id, path = await _recorded_call(session_factory, settings, anna, "opus")
+    url = f"/api/calls/{call_id}/recording"
+    # Answer server errors as a server would, instead of raising them into the test.
+    transport = httpx.ASGITransport(
+        app=app, raise_app_exceptions=False, client=(CLIENT_ADDRESS, 40000)
+    )
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+        await log_in(client, anna.login, anna.password)
+        async with database_refusing(engine, "recording.play"):
+            refused = await client.get(url)
+            assert refused.status_code == 500
+            assert not refused.headers["content-type"].startswith("audio/")
+            assert await _audit_actions(session_factory, call_id) == []
+        played = await client.get(url)
+        assert played.status_code == 200
+        assert played.content == path.read_bytes()
+    assert await _audit_actions(session_factory, call_id) == [("recording.play", anna.user.id)]
 
 
 def test_range_parsing() -> None:

@@ -8,8 +8,10 @@ for MP3, ``audio/wav`` for WAV) and honours one HTTP byte range (``Range: bytes=
 ranges in one request are answered with the whole file (allowed by RFC 9110).
 
 Every play and every download is written to the audit log (``recording.play`` /
-``recording.download``, target ``call:<id>``). A player fetches one play as many ranges, so
-only a request without ``Range`` or with a range starting at byte 0 counts as a new play.
+``recording.download``, target ``call:<id>``) before any byte is served, through the
+application's ``AuditAppender`` (``app.state.audit_appender``), which commits the plays of
+concurrent requests together. A player fetches one play as many ranges, so only a request
+without ``Range`` or with a range starting at byte 0 counts as a new play.
 ``?download=1`` adds ``Content-Disposition: attachment`` and is audited as a download.
 """
 
@@ -23,7 +25,7 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from dialer.audit import append_audit_event
+from dialer.audit_appender import AuditAppender
 from dialer.calls import get_call
 from dialer.models import Recording
 from web.errors import ApiError, ResourceNotFound
@@ -149,11 +151,21 @@ async def _file_chunks(path: Path, first: int, length: int) -> AsyncIterator[byt
         yield chunk
 
 
+def _audit_appender(call: Call) -> AuditAppender:
+    appender = call.request.app.state.audit_appender
+    if not isinstance(appender, AuditAppender):
+        raise TypeError("app.state.audit_appender is not an AuditAppender")
+    return appender
+
+
 async def recording(call: Call) -> object:
     actor = call.require_actor()
     call_id = call.path_id()
     row = await get_call(call.database, actor, call_id)
     chosen = _newest_recording(list(row.recordings))
+    # Only reads so far: end the transaction before the file work, and before the audit
+    # appender's batch, which needs the write lock a SQLite transaction holds.
+    await call.database.commit()
     if chosen is None:
         raise ResourceNotFound(f"call {call_id} has no recording")
     path = await run_in_threadpool(_recording_file, call.settings.core.recordings_dir, chosen.path)
@@ -169,8 +181,7 @@ async def recording(call: Call) -> object:
     download = call.query.boolean("download")
     head_only = call.request.method == "HEAD"
     if not head_only and (byte_range is None or byte_range.first == 0):
-        await append_audit_event(
-            call.database,
+        await _audit_appender(call).append(
             actor,
             "recording.download" if download else "recording.play",
             f"call:{call_id}",
