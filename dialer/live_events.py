@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+import json
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveEvent:
     """One event as a given user sees it: ``sequence`` counts up per user from 1."""
 
@@ -28,6 +30,7 @@ class LiveEvent:
     kind: str
     payload: Mapping[str, object]
     published_at: datetime
+    _message_text: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -36,6 +39,29 @@ class LiveEvent:
             "payload": dict(self.payload),
             "published_at": self.published_at.isoformat(),
         }
+
+    @property
+    def message_text(self) -> str:
+        """The event as a client receives it: ``{"type": "event", ...as_json()}`` in JSON.
+
+        Encoded on first use and kept: a bus hands the same ``LiveEvent`` to every subscription
+        of the user, so it is encoded once however many of their tabs (sockets) carry it.
+        """
+        text = self._message_text
+        if text is None:
+            text = json.dumps(
+                {"type": "event", **self.as_json()}, default=_json_default, ensure_ascii=False
+            )
+            object.__setattr__(self, "_message_text", text)
+        return text
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -50,11 +76,19 @@ class ReplayGap:
 
 
 class Subscription(Protocol):
-    """What a subscriber gets: the replay outcome and a stream of new events."""
+    """What a subscriber gets: the replay outcome and a stream of new events.
+
+    Iterate it (``async for``) for one event at a time, or call ``next_events`` to take every
+    event waiting at once (a socket sends them all on one wake-up). The stream ends (empty
+    batch, end of iteration) once the subscription is closed and what was queued is taken; the
+    bus closes a subscriber that falls too far behind.
+    """
 
     gap: ReplayGap | None
 
     def __aiter__(self) -> AsyncIterator[LiveEvent]: ...
+
+    async def next_events(self) -> Sequence[LiveEvent]: ...
 
     def close(self) -> None: ...
 
@@ -69,34 +103,54 @@ class EventBus(Protocol):
     def last_sequence(self, user_id: int) -> int: ...
 
 
-@dataclass
-class _QueueSubscription:
-    user_id: int
-    gap: ReplayGap | None
-    _queue: asyncio.Queue[LiveEvent | None]
-    _limit: int
-    _on_close: Callable[[_QueueSubscription], None]
-    _closed: bool = False
+class _BufferedSubscription:
+    """A subscriber's events not yet taken, bounded; one waiting reader at a time."""
+
+    def __init__(
+        self,
+        user_id: int,
+        gap: ReplayGap | None,
+        backlog: Iterable[LiveEvent],
+        limit: int,
+        on_close: Callable[[_BufferedSubscription], None],
+    ) -> None:
+        self.user_id = user_id
+        self.gap = gap
+        self._pending: collections.deque[LiveEvent] = collections.deque(backlog)
+        self._limit = len(self._pending) + limit
+        self._on_close = on_close
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
 
     def offer(self, event: LiveEvent) -> bool:
         """Queue an event; False when the subscriber is too far behind (it is then closed)."""
         if self._closed:
             return False
-        if self._queue.qsize() >= self._limit:
+        if len(self._pending) >= self._limit:
             self.close()
             return False
-        self._queue.put_nowait(event)
+        self._pending.append(event)
+        self._wake_reader()
         return True
 
     def __aiter__(self) -> AsyncIterator[LiveEvent]:
-        return self._events()
+        return self
 
-    async def _events(self) -> AsyncIterator[LiveEvent]:
-        while True:
-            event = await self._queue.get()
-            if event is None:
-                return
-            yield event
+    async def __anext__(self) -> LiveEvent:
+        while not self._pending:
+            if self._closed:
+                raise StopAsyncIteration
+            await self._wait()
+        return self._pending.popleft()
+
+    async def next_events(self) -> Sequence[LiveEvent]:
+        while not self._pending:
+            if self._closed:
+                return ()
+            await self._wait()
+        events = tuple(self._pending)
+        self._pending.clear()
+        return events
 
     def close(self) -> None:
         if self._closed:
@@ -105,14 +159,30 @@ class _QueueSubscription:
         self._on_close(self)
         # Ends the reader's stream after what is already queued; the client then reconnects
         # and replays from the last sequence number it saw.
-        self._queue.put_nowait(None)
+        self._wake_reader()
+
+    async def _wait(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        try:
+            await waiter
+        finally:
+            if self._waiter is waiter:
+                self._waiter = None
+
+    def _wake_reader(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 @dataclass
 class _UserStream:
     next_sequence: int = 1
     history: collections.deque[LiveEvent] = field(default_factory=collections.deque)
-    subscribers: list[_QueueSubscription] = field(default_factory=list)
+    subscribers: list[_BufferedSubscription] = field(default_factory=list)
 
 
 class InProcessEventBus:
@@ -152,27 +222,26 @@ class InProcessEventBus:
     def subscribe(self, user_id: int, after_sequence: int | None) -> Subscription:
         stream = self._streams[user_id]
         last = stream.next_sequence - 1
-        queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue()
+        backlog: list[LiveEvent] = []
         gap: ReplayGap | None = None
         if after_sequence is not None and after_sequence < last:
             oldest_held = stream.history[0].sequence if stream.history else last + 1
             if after_sequence + 1 < oldest_held or after_sequence < 0:
                 gap = ReplayGap(requested_after=after_sequence, resume_from=last)
             else:
-                for event in itertools.islice(
-                    stream.history, after_sequence + 1 - oldest_held, None
-                ):
-                    queue.put_nowait(event)
+                backlog.extend(
+                    itertools.islice(stream.history, after_sequence + 1 - oldest_held, None)
+                )
         elif after_sequence is not None and after_sequence > last:
             # The client saw numbers this process never issued (server restarted): reload.
             gap = ReplayGap(requested_after=after_sequence, resume_from=last)
-        subscription = _QueueSubscription(
-            user_id, gap, queue, queue.qsize() + self._queue_per_subscriber, self._unsubscribe
+        subscription = _BufferedSubscription(
+            user_id, gap, backlog, self._queue_per_subscriber, self._unsubscribe
         )
         stream.subscribers.append(subscription)
         return subscription
 
-    def _unsubscribe(self, subscription: _QueueSubscription) -> None:
+    def _unsubscribe(self, subscription: _BufferedSubscription) -> None:
         stream = self._streams.get(subscription.user_id)
         if stream is not None and subscription in stream.subscribers:
             stream.subscribers.remove(subscription)

@@ -19,6 +19,11 @@ number it saw) and then the live stream, in order and without duplicates. When t
 no longer held (or the server restarted), a ``gap`` message says so: the tab reloads what it
 shows and continues after ``resume_from``. Without ``after`` only new events are sent.
 
+Each event is encoded once per user and the same text goes to every socket (tab) of that user;
+a socket that stops reading fills its own bounded queue and is closed with 4429, without
+holding up the others. Heartbeats start at a random phase per socket, and the session check
+they make is shared by the sockets of one session (see ``SessionChecks``).
+
 Close codes: 4401 the session expired or ended (log in again); 4408 heartbeats went unanswered;
 4429 the tab fell too far behind (reconnect with ``after``). A handshake with a foreign
 ``Origin``, without a session or with a malformed ``after`` is denied (HTTP 403).
@@ -31,15 +36,17 @@ import contextlib
 import dataclasses
 import json
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from dialer.live_events import EventBus, InProcessEventBus, Subscription
+from dialer.live_events import EventBus, InProcessEventBus, LiveEvent, Subscription
 from web.socket_session import (
     POLICY_VIOLATION,
     SESSION_ENDED,
@@ -61,6 +68,64 @@ class LiveSocketOptions:
     heartbeat_seconds: float = 15.0
     # Close the socket when this many pings in a row went unanswered.
     unanswered_pings_allowed: int = 3
+
+
+class SessionChecks:
+    """Whether web sessions are still live, shared by every socket (tab) of a session.
+
+    Each socket re-checks its session every heartbeat; a user with ten tabs has ten sockets on
+    one session, so a result younger than ``max_age_seconds`` is reused, and sockets asking
+    while a check runs (or waits to run) wait for that one. Checks run one at a time: on SQLite
+    every transaction takes the write lock first, so a burst of concurrent checks would queue
+    inside the database, hold up the writes of calls, and time out when the server is busy.
+    One per application (``app.state``).
+    """
+
+    def __init__(self) -> None:
+        self._checks: dict[str, tuple[float, asyncio.Future[bool]]] = {}
+        self._one_at_a_time = asyncio.Lock()
+
+    async def is_live(
+        self, websocket: WebSocket, session: SocketSession, max_age_seconds: float
+    ) -> bool:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        known = self._checks.get(session.session_token)
+        if known is not None:
+            started_at, check = known
+            if not check.done():
+                return await asyncio.shield(check)
+            if (
+                now - started_at < max_age_seconds
+                and not check.cancelled()
+                and check.exception() is None
+            ):
+                return check.result()
+        self._forget_older_than(now - max_age_seconds)
+        # A task of its own: a socket closing mid-check does not cancel it for the others.
+        check = loop.create_task(self._check(websocket, session))
+        check.add_done_callback(_retrieve_outcome)
+        self._checks[session.session_token] = (now, check)
+        return await asyncio.shield(check)
+
+    async def _check(self, websocket: WebSocket, session: SocketSession) -> bool:
+        async with self._one_at_a_time:
+            return await session_is_live(websocket, session)
+
+    def _forget_older_than(self, moment: float) -> None:
+        stale = [
+            token
+            for token, (started_at, check) in self._checks.items()
+            if check.done() and started_at < moment
+        ]
+        for token in stale:
+            del self._checks[token]
+
+
+def _retrieve_outcome(check: asyncio.Future[bool]) -> None:
+    """Marks a failed check's error as seen: every socket waiting on it got it already."""
+    if not check.cancelled():
+        check.exception()
 
 
 def json_text(message: object) -> str:
@@ -114,6 +179,12 @@ class _EventsConnection:
         async with self._send_lock:
             await self.websocket.send_text(json_text(message))
 
+    async def send_events(self, events: Sequence[LiveEvent]) -> None:
+        async with self._send_lock:
+            for event in events:
+                # Encoded once per user (``message_text``), shared by all the user's sockets.
+                await self.websocket.send_text(event.message_text)
+
     async def close(self, code: int, reason: str) -> None:
         async with self._send_lock:
             websocket = self.websocket
@@ -125,8 +196,8 @@ class _EventsConnection:
                     await websocket.close(code=code, reason=reason)
 
     async def forward_events(self) -> None:
-        async for event in self.subscription:
-            await self.send({"type": "event", **event.as_json()})
+        while events := await self.subscription.next_events():
+            await self.send_events(events)
         # The bus closed the subscription: this tab could not keep up.
         await self.close(FELL_BEHIND, "too far behind; reconnect with after=N")
 
@@ -146,9 +217,12 @@ class _EventsConnection:
                 self.unanswered_pings = 0
 
     async def beat(self) -> None:
+        period = self.options.heartbeat_seconds
+        # Tabs that (re)connect together do not beat together: the first beat comes after
+        # half to one period, the next ones one period apart.
+        await asyncio.sleep(period * random.uniform(0.5, 1.0))
         while True:
-            await asyncio.sleep(self.options.heartbeat_seconds)
-            if not await session_is_live(self.websocket, self.session):
+            if not await self.session_still_live():
                 await self.send({"type": "session_expired"})
                 await self.close(SESSION_ENDED, "session expired")
                 return
@@ -157,6 +231,19 @@ class _EventsConnection:
                 return
             self.unanswered_pings += 1
             await self.send({"type": "ping", "at": datetime.now(UTC).isoformat()})
+            await asyncio.sleep(period)
+
+    async def session_still_live(self) -> bool:
+        """The session check of a heartbeat; a database that cannot answer now counts as yes
+        (logged): the next heartbeat asks again, and a busy database does not close sockets."""
+        checks: SessionChecks = self.websocket.app.state.live_session_checks
+        try:
+            return await checks.is_live(
+                self.websocket, self.session, max_age_seconds=0.9 * self.options.heartbeat_seconds
+            )
+        except (OperationalError, InterfaceError) as error:
+            logger.warning("events socket: session check failed, asking again next time: %s", error)
+            return True
 
 
 async def _first_to_finish(loops: Sequence[Callable[[], Awaitable[None]]]) -> None:
@@ -229,4 +316,5 @@ def routes(app: Starlette) -> Sequence[BaseRoute]:
     """The events socket (listed in ``web.app.ROUTE_MODULES``); makes the bus if missing."""
     if getattr(app.state, "event_bus", None) is None:
         app.state.event_bus = InProcessEventBus()
+    app.state.live_session_checks = SessionChecks()
     return [WebSocketRoute("/ws/events", events_socket, name="live_events")]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import UTC, datetime
 
 from dialer.live_events import InProcessEventBus, LiveEvent, Subscription
 
@@ -90,3 +92,51 @@ async def test_a_subscriber_that_falls_behind_is_cut_off_not_the_publisher() -> 
     assert [e.sequence for e in received] == list(range(1, len(received) + 1))
     again = bus.subscribe(1, after_sequence=17)
     assert [e.sequence for e in await _take(again, 3)] == [18, 19, 20]
+
+
+async def test_a_slow_subscriber_does_not_hold_up_another_tab_of_the_same_user() -> None:
+    bus = InProcessEventBus(queue_per_subscriber=5)
+    slow = bus.subscribe(1, after_sequence=None)  # a tab that stopped reading
+    fast = bus.subscribe(1, after_sequence=None)
+    received: list[LiveEvent] = []
+    for number in range(20):
+        await bus.publish([1], "contact.updated", {"n": number})
+        received.extend(await fast.next_events())
+    assert [e.sequence for e in received] == list(range(1, 21))
+    # The slow one kept a bounded backlog, in order, and then its stream ended.
+    assert [e.sequence for e in [event async for event in slow]] == [1, 2, 3, 4, 5]
+
+
+async def test_next_events_takes_everything_waiting_and_iteration_loses_nothing() -> None:
+    bus = InProcessEventBus()
+    subscription = bus.subscribe(1, after_sequence=None)
+    waiting = asyncio.ensure_future(subscription.next_events())
+    await asyncio.sleep(0)
+    for number in range(3):
+        await bus.publish([1], "contact.updated", {"n": number})
+    assert [e.sequence for e in await asyncio.wait_for(waiting, 1)] == [1, 2, 3]
+    for number in range(3, 6):
+        await bus.publish([1], "contact.updated", {"n": number})
+    assert [e.sequence for e in await _take(subscription, 1)] == [4]  # one at a time ...
+    assert [e.sequence for e in await subscription.next_events()] == [5, 6]  # ... then the rest
+    subscription.close()
+    assert await subscription.next_events() == ()
+
+
+async def test_an_event_reads_as_the_json_message_a_tab_receives() -> None:
+    published_at = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    bus = InProcessEventBus(clock=lambda: published_at)
+    first_tab = bus.subscribe(1, after_sequence=None)
+    second_tab = bus.subscribe(1, after_sequence=None)
+    await bus.publish([1], "call.ringing", {"call_id": 7, "at": published_at, "name": "Ёлка"})
+    (first,) = await first_tab.next_events()
+    (second,) = await second_tab.next_events()
+    expected = {
+        "type": "event",
+        "sequence": 1,
+        "kind": "call.ringing",
+        "payload": {"call_id": 7, "at": "2026-03-01T09:30:00+00:00", "name": "Ёлка"},
+        "published_at": "2026-03-01T09:30:00+00:00",
+    }
+    assert json.loads(first.message_text) == expected
+    assert second.message_text == first.message_text

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -18,7 +20,7 @@ from websockets.typing import Origin
 
 from dialer.live_events import InProcessEventBus
 from tests.conftest import People, Person
-from tests.web.browser import log_in_over_http, serve
+from tests.web.browser import HttpSession, log_in_over_http, serve
 from tests.web.conftest import ManualClock
 from web.live import LiveSocketOptions
 
@@ -36,18 +38,35 @@ async def events_socket(
     person: Person | None,
     after: int | None = None,
     origin: str | None = None,
+    session: HttpSession | None = None,
+    frozen: bool = False,
 ) -> AsyncIterator[ClientConnection]:
+    """A tab's events socket: ``person`` logs in first, or the tab shares ``session``.
+
+    A ``frozen`` tab stops reading the socket as soon as one message waits unread, and its
+    socket's receive buffer is small: TCP soon pushes back on the server."""
     headers: dict[str, str] = {}
-    if person is not None:
+    if session is None and person is not None:
         session = await log_in_over_http(base_url, person.login, person.password)
+    if session is not None:
         headers["Cookie"] = session.cookie_header
     path = "/ws/events" if after is None else f"/ws/events?after={after}"
+    tcp_socket: socket.socket | None = None
+    if frozen:
+        tcp_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp_socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        tcp_socket.setblocking(False)
+        port = int(base_url.rsplit(":", 1)[1])
+        await asyncio.get_running_loop().sock_connect(tcp_socket, ("127.0.0.1", port))
     async with connect(
         socket_url(base_url, path),
         origin=Origin(origin or base_url),
         additional_headers=headers,
         proxy=None,
         ping_interval=None,
+        max_queue=1 if frozen else 16,
+        max_size=None,
+        sock=tcp_socket,
     ) as websocket:
         yield websocket
 
@@ -234,3 +253,68 @@ async def test_unanswered_heartbeats_close_the_socket(app: Starlette, people: Pe
         messages = await messages_until_closed(websocket)
         assert [message["type"] for message in messages] == ["hello", "ping", "ping"]
         assert websocket.close_code == 4408
+
+
+async def test_every_tab_of_an_expired_session_is_closed(
+    app: Starlette, people: People, clock: ManualClock
+) -> None:
+    app.state.live_socket_options = LiveSocketOptions(heartbeat_seconds=0.05)
+    anna = people.north_operator
+    async with serve(app) as base_url:
+        session = await log_in_over_http(base_url, anna.login, anna.password)
+        async with (
+            events_socket(base_url, None, session=session) as first_tab,
+            events_socket(base_url, None, session=session) as second_tab,
+        ):
+            for tab in (first_tab, second_tab):
+                assert (await receive(tab))["type"] == "hello"
+            for _ in range(3):  # both tabs are checked and pinged while the session lives
+                for tab in (first_tab, second_tab):
+                    assert (await receive(tab))["type"] == "ping"
+                    await tab.send(json.dumps({"type": "pong"}))
+            clock.advance(timedelta(minutes=31))  # past the 30-minute idle limit
+            for tab in (first_tab, second_tab):
+                remaining = await messages_until_closed(tab)
+                assert [message for message in remaining if message["type"] != "ping"] == [
+                    {"type": "session_expired"}
+                ]
+                assert tab.close_code == 4401
+
+
+async def test_a_tab_that_stops_reading_does_not_hold_up_the_others(
+    app: Starlette, people: People
+) -> None:
+    """One tab stops reading (a frozen page): TCP pushes back on the server, its queue fills
+    up and it is told to reconnect, while the user's other tab gets every event, in order."""
+    anna = people.north_operator
+    app.state.event_bus = InProcessEventBus(queue_per_subscriber=10)
+    # Large events that do not compress (permessage-deflate) fill the socket buffers quickly.
+    bulk = secrets.token_urlsafe(192 * 1024)
+    count = 120
+    async with (
+        serve(app) as base_url,
+        events_socket(base_url, anna, frozen=True) as frozen_tab,
+        events_socket(base_url, anna) as reading_tab,
+    ):
+        assert (await receive(frozen_tab))["type"] == "hello"
+        assert (await receive(reading_tab))["type"] == "hello"
+        delivered: list[dict[str, object]] = []
+        for number in range(1, count + 1):
+            await app.state.event_bus.publish(
+                [anna.user.id], "contact.updated", {"contact_id": number, "note": bulk}
+            )
+            delivered.extend(await receive_events(reading_tab, 1))
+        assert sequences(delivered) == list(range(1, count + 1))
+
+        # The frozen tab reads again: a prefix of the stream, in order, then "reconnect".
+        late = await messages_until_closed(frozen_tab)
+        late_events = [message for message in late if message["type"] == "event"]
+        assert sequences(late_events) == list(range(1, len(late_events) + 1))
+        assert len(late_events) < count
+        assert frozen_tab.close_code == 4429
+
+        # Reconnecting with the last number it saw brings exactly the rest.
+        async with events_socket(base_url, anna, after=len(late_events)) as reconnected:
+            assert (await receive(reconnected))["type"] == "hello"
+            rest = await receive_events(reconnected, count - len(late_events))
+        assert sequences(rest) == list(range(len(late_events) + 1, count + 1))
