@@ -42,6 +42,9 @@ def _serve(arguments: argparse.Namespace) -> int:
         # Live events are small JSON messages fanned out to many sockets: compressing each
         # one per socket cost more than it saved (bench/events.py: p99 947 ms vs 144 ms).
         ws_per_message_deflate=False,
+        # The sans-I/O websockets protocol costs about two thirds of the older implementation's
+        # CPU per message (bench/events.py); pinned so that a deployment never falls back.
+        ws="websockets-sansio",
         log_level="info",
     )
     return 0
