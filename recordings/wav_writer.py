@@ -6,18 +6,25 @@ Design (for asyncio callers, e.g. the SIP media tap):
   direction. It does no I/O and no numpy work: it puts the frame's bytes into a per-channel list
   at the 20 ms *slot* given by its media timestamp (the first frame of either side is slot 0, so
   early media starts the recording). Slots a side has nothing for stay empty and become silence.
+  The usual frame, the one right after its side's newest, is a bare list append.
 * Slots are *committed* once they are older than the newest slot of either side by
   ``reorder_window_seconds`` (so a side that is silent, late to start or gone does not hold the
   other one back). Frames arriving for a committed slot, or stamped before the first frame of
   the call, are counted as late and dropped.
-* Every ``flush_interval_seconds`` of committed audio, the two channels' bytes are handed to a
-  :class:`RecordingWriter`: a small pool of background threads shared by all the recorders of a
-  process (each recorder always goes to the same thread, so its writes stay in order). The
-  thread interleaves the channels with numpy, appends them with one ``write`` and rewrites the
-  header (RIFF and data sizes) with one ``pwrite``: two system calls per recorder per flush,
-  none of them on the event loop. Once written, the audio survives a kill -9 of the process
-  (it is in the kernel's page cache); with the defaults at most 0.2 + 0.5 s of audio live only
-  in memory, so a kill -9 loses less than the last second.
+* Every ``flush_interval_seconds`` of committed audio, the two channels are interleaved (numpy,
+  on the event loop: a few microseconds) and handed to a :class:`RecordingWriter`: a small pool
+  of background threads shared by all the recorders of a process (each recorder always goes to
+  the same thread, so its writes stay in order), which appends them with one ``write``, none of
+  it on the event loop. Jobs submitted from an event loop are handed to the threads together
+  once the loop's current callback is done (``call_soon``): for a media tick that is right
+  after the tick, while the loop idles until the next one, so the threads' few moments under
+  the interpreter lock do not interrupt the tick (a thread that wants the lock takes it
+  whenever the tick releases it around a system call, and the tick then waits for it back).
+  Once written, the audio survives a kill -9 of the process (it is in the kernel's page
+  cache); with the defaults at most 0.2 + 0.5 s of audio live only in memory, so a kill -9
+  loses less than the last second. The header's RIFF and data sizes are rewritten (one
+  ``pwrite``) when the file is made durable, below, so they may lag the data by up to the sync
+  interval after a kill -9: :mod:`recordings.repair` sets them from the real length.
 * Durability against a machine crash is batched: each writer thread makes its dirty files
   durable once per ``sync_interval_seconds`` (default 1 s) in one pass: an ``fsync`` per file,
   or, when many files are dirty, one ``syncfs`` per filesystem (Linux), since a disk takes a few
@@ -50,6 +57,7 @@ from types import TracebackType
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from recordings.errors import (
     InvalidFrameError,
@@ -108,7 +116,7 @@ class _Lane:
     """One writer thread's job queue and the files it wrote and has not made durable yet."""
 
     def __init__(self) -> None:
-        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.jobs: queue.SimpleQueue[list[Callable[[], None]] | None] = queue.SimpleQueue()
         self.dirty: dict[_WavFile, None] = {}
         self.dirty_since = 0.0
 
@@ -118,17 +126,27 @@ class RecordingWriter:
 
     Create one per process (or per test), pass it to every :class:`StereoRecorder`, and
     :meth:`close` it at shutdown after the recorders are closed. ``threads`` > 1 lets writes of
-    different files overlap; a recorder's jobs always run on the same thread, in order. Each
-    thread makes the files it wrote durable at most ``sync_interval_seconds`` after writing them
-    (one batched pass, see the module docstring).
+    different files overlap; a recorder's jobs always run on the same thread, in order. Jobs
+    submitted from a running event loop reach the threads in one batch after the loop's current
+    callback (see the module docstring). Each thread makes the files it wrote durable at most
+    ``sync_interval_seconds`` after writing them (one batched pass, see the module docstring).
+    Submit from one thread only (the event loop's, or any one thread without a loop).
     """
 
-    def __init__(self, threads: int = 2, *, sync_interval_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        threads: int = 2,
+        *,
+        sync_interval_seconds: float = 1.0,
+    ) -> None:
         if threads < 1:
             raise ValueError("a RecordingWriter needs at least one thread")
         if sync_interval_seconds <= 0:
             raise ValueError("the sync interval must be positive")
         self.sync_interval_seconds = sync_interval_seconds
+        # jobs submitted from the running event loop, handed to the threads by ``_hand_over``
+        self._pending: list[tuple[int, Callable[[], None]]] = []
+        self._hand_over_handle: asyncio.Handle | None = None
         self._lanes = [_Lane() for _ in range(threads)]
         self._threads = [
             threading.Thread(
@@ -152,13 +170,33 @@ class RecordingWriter:
         """Run ``job`` on the thread ``lane``, after the jobs submitted to it before."""
         if self._closed:
             raise RecorderClosedError("the recording writer is closed")
-        self._lanes[lane].jobs.put(job)
+        if self._hand_over_handle is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._lanes[lane].jobs.put([job])  # no event loop: straight to the thread
+                return
+            self._hand_over_handle = loop.call_soon(self._hand_over)
+        self._pending.append((lane, job))
+
+    def _hand_over(self) -> None:
+        """Give the jobs submitted since the last hand-over to their threads, one batch each."""
+        self._hand_over_handle = None
+        pending, self._pending = self._pending, []
+        batches: dict[int, list[Callable[[], None]]] = {}
+        for lane, job in pending:
+            batches.setdefault(lane, []).append(job)
+        for lane, jobs in batches.items():
+            self._lanes[lane].jobs.put(jobs)
 
     def close(self) -> None:
         """Finish every submitted job, make every file durable, then stop the threads."""
         if self._closed:
             return
         self._closed = True
+        if self._hand_over_handle is not None:
+            self._hand_over_handle.cancel()
+        self._hand_over()
         for lane in self._lanes:
             lane.jobs.put(None)
         for thread in self._threads:
@@ -181,23 +219,24 @@ class RecordingWriter:
     def _run(self, lane: _Lane) -> None:
         interval = self.sync_interval_seconds
         while True:
-            job: Callable[[], None] | None
+            jobs: list[Callable[[], None]] | None
             if lane.dirty:
                 remaining = lane.dirty_since + interval - time.monotonic()
                 if remaining <= 0:
                     self._sync_pass(lane)
                     continue
                 try:
-                    job = lane.jobs.get(timeout=remaining)
+                    jobs = lane.jobs.get(timeout=remaining)
                 except queue.Empty:
                     continue
             else:
-                job = lane.jobs.get()
-            if job is None:
+                jobs = lane.jobs.get()
+            if jobs is None:
                 self._sync_pass(lane)
                 return
             was_clean = not lane.dirty
-            job()
+            for job in jobs:
+                job()
             if was_clean and lane.dirty:
                 lane.dirty_since = time.monotonic()
 
@@ -212,8 +251,11 @@ class RecordingWriter:
         for file in files:
             by_device.setdefault(file.device, []).append(file)
         for group in by_device.values():
-            if len(group) >= SYNCFS_MIN_FILES and _sync_filesystem(group):
-                continue
+            if len(group) >= SYNCFS_MIN_FILES:
+                for file in group:
+                    file.write_header()
+                if _sync_filesystem(group):
+                    continue
             for file in group:
                 file.sync()
 
@@ -250,6 +292,7 @@ class _WavFile:
         self._dirty_files = dirty_files  # the lane's files written but not yet durable
         self._unsynced = False
         self._directory_unsynced = False
+        self._header_stale = False
 
     @property
     def descriptor(self) -> int | None:
@@ -268,22 +311,29 @@ class _WavFile:
         except OSError as error:
             self._fail(error)
 
-    def append(self, left: bytes, right: bytes) -> None:
+    def append(self, stereo: npt.NDArray[np.int16]) -> None:
+        """Append interleaved samples; the header follows at the next sync (``write_header``)."""
         if self.error is not None or self._descriptor is None:
             return
         try:
-            stereo = np.empty(len(left), dtype="<i2")
-            stereo[0::2] = np.frombuffer(left, dtype="<i2")
-            stereo[1::2] = np.frombuffer(right, dtype="<i2")
-            chunk = stereo.tobytes()
-            view = memoryview(chunk)
+            view = stereo.data.cast("B")
             while view:
                 written = os.write(self._descriptor, view)
                 view = view[written:]
-            self.data_bytes += len(chunk)
-            os.pwrite(self._descriptor, wav_header(self.data_bytes), 0)
+            self.data_bytes += stereo.nbytes
+            self._header_stale = True
             self._mark_dirty()
-        except (OSError, ValueError) as error:
+        except OSError as error:
+            self._fail(error)
+
+    def write_header(self) -> None:
+        """Rewrite the RIFF and data sizes if data was appended since they were last written."""
+        if not self._header_stale or self.error is not None or self._descriptor is None:
+            return
+        try:
+            os.pwrite(self._descriptor, wav_header(self.data_bytes), 0)
+            self._header_stale = False
+        except OSError as error:
             self._fail(error)
 
     def _mark_dirty(self) -> None:
@@ -298,6 +348,7 @@ class _WavFile:
     def sync(self) -> None:
         """fsync the file (and its directory once, after creating it) if anything is pending."""
         self._dirty_files.pop(self, None)
+        self.write_header()
         if self.error is not None or self._descriptor is None:
             return
         try:
@@ -373,11 +424,19 @@ class StereoRecorder:
         self._file = _WavFile(self.part_path, path, writer._dirty_files(self._lane))
         self._flush_slots = max(1, round(flush_interval_seconds / FRAME_SECONDS))
         self._reorder_slots = round(reorder_window_seconds / FRAME_SECONDS)
+        # a channel holding this many uncommitted slots triggers a commit
+        self._commit_length = self._flush_slots + self._reorder_slots
         self._origin: int | None = None
         self._base_slot = 0  # first slot not yet committed
+        # Per channel, the uncommitted slots from ``_base_slot`` on up to the newest frame of
+        # that channel (None: no frame, silence); empty when it has nothing newer than the base.
         self._pending: tuple[list[bytes | None], list[bytes | None]] = ([], [])
-        self._newest_slot = [-1, -1]
-        self._newest = -1  # max(self._newest_slot)
+        self._pending_of: dict[str, list[bytes | None]] = dict(
+            zip(_CHANNEL_OF, self._pending, strict=True)
+        )
+        self._base_timestamp = 0  # media timestamp of ``_base_slot`` (once there is an origin)
+        # the next frame of a channel, if exactly one slot after its newest, takes the short path
+        self._in_order_path = False
         self._late_frames = 0
         self._closed: Future[RecordingInfo] | None = None
         writer.submit(self._lane, self._file.open)
@@ -407,6 +466,22 @@ class StereoRecorder:
         exception, so a media tap calling this never breaks the call's audio; :attr:`error`
         tells, and :meth:`close` raises :class:`RecorderFailedError`.
         """
+        if self._in_order_path:
+            # the usual case, once per tick and side: the frame right after the side's newest
+            pending = self._pending_of.get(direction)
+            if (
+                pending is not None
+                and len(frame) == FRAME_BYTES
+                and media_timestamp - self._base_timestamp == len(pending) * SAMPLES_PER_FRAME
+            ):
+                pending.append(bytes(frame))
+                if len(pending) >= self._commit_length:
+                    self._commit(self._base_slot + len(pending) - self._reorder_slots)
+                return
+        self._write_frame(direction, frame, media_timestamp)
+
+    def _write_frame(self, direction: Direction, frame: bytes, media_timestamp: int) -> None:
+        """``write_frame`` for every case (first frame, reordered, several frames, errors)."""
         if self._closed is not None:
             raise RecorderClosedError(f"recorder {self.path} is closed")
         if self._file.error is not None:
@@ -419,20 +494,22 @@ class StereoRecorder:
             raise InvalidFrameError(f"frame of {length} bytes is not a multiple of {FRAME_BYTES}")
         origin = self._origin
         if origin is None:
-            origin = self._origin = media_timestamp
+            origin = self._origin = self._base_timestamp = media_timestamp
+            self._in_order_path = True
         offset = media_timestamp - origin
         if offset % SAMPLES_PER_FRAME:
             slot = round(offset / SAMPLES_PER_FRAME)
         else:
-            slot = offset // SAMPLES_PER_FRAME  # the usual case, exact and without a float
+            slot = offset // SAMPLES_PER_FRAME  # exact and without a float
         if length == FRAME_BYTES:
             self._place(channel, slot, bytes(frame))
         else:
             for index in range(length // FRAME_BYTES):
                 start = index * FRAME_BYTES
                 self._place(channel, slot + index, bytes(frame[start : start + FRAME_BYTES]))
-        if self._newest + 1 - self._reorder_slots - self._base_slot >= self._flush_slots:
-            self._commit(self._newest + 1 - self._reorder_slots)
+        newest_length = max(len(self._pending[0]), len(self._pending[1]))
+        if newest_length >= self._commit_length:
+            self._commit(self._base_slot + newest_length - self._reorder_slots)
 
     def close(self) -> Future[RecordingInfo]:
         """Write what is left, fsync, rename ``.part`` to ``.wav``; the future tells when done.
@@ -443,9 +520,10 @@ class StereoRecorder:
             return self._closed
         result: Future[RecordingInfo] = Future()
         self._closed = result
-        last_slot = max(self._newest_slot)
-        if last_slot + 1 > self._base_slot:
-            self._commit(last_slot + 1)
+        self._in_order_path = False
+        newest_length = max(len(self._pending[0]), len(self._pending[1]))
+        if newest_length > 0:
+            self._commit(self._base_slot + newest_length)
         written: Future[int] = Future()
         self._writer.submit(self._lane, lambda: self._file.finish(written))
         late = self._late_frames
@@ -490,32 +568,39 @@ class StereoRecorder:
             self._late_frames += 1
             return
         pending = self._pending[channel]
-        missing = index + 2 - len(pending)
-        if missing == 1:
-            pending.append(None)  # one frame per tick: the usual case
-        elif missing > 0:
-            pending.extend([None] * missing)
+        if index >= len(pending):
+            if index > len(pending):
+                pending.extend([None] * (index - len(pending)))
+            pending.append(frame)
+            return
         if pending[index] is not None:
             # Two frames rounded to the same slot (timestamps jittering around a slot edge):
             # the newer one takes the next slot if it is still free.
             index += 1
+            if index == len(pending):
+                pending.append(frame)
+                return
             if pending[index] is not None:
                 self._late_frames += 1
                 return
         pending[index] = frame
-        placed_slot = self._base_slot + index
-        if placed_slot > self._newest_slot[channel]:
-            self._newest_slot[channel] = placed_slot
-            if placed_slot > self._newest:
-                self._newest = placed_slot
 
     def _commit(self, end_slot: int) -> None:
         count = end_slot - self._base_slot
         left = self._take(self._pending[0], count)
         right = self._take(self._pending[1], count)
         self._base_slot = end_slot
+        self._base_timestamp += count * SAMPLES_PER_FRAME
         file = self._file
-        self._writer.submit(self._lane, lambda: file.append(left, right))
+        if file.error is not None:
+            self._in_order_path = False  # the writer failed: frames are dropped from now on
+            return
+        # Interleaved here (numpy, a few microseconds) rather than on the writer thread, which
+        # then only needs the interpreter lock around its write, not for array work as well.
+        stereo = np.empty(2 * count * SAMPLES_PER_FRAME, dtype="<i2")
+        stereo[0::2] = np.frombuffer(left, dtype="<i2")
+        stereo[1::2] = np.frombuffer(right, dtype="<i2")
+        self._writer.submit(self._lane, lambda: file.append(stereo))
 
     @staticmethod
     def _take(pending: list[bytes | None], count: int) -> bytes:

@@ -5,8 +5,10 @@ It does all the I/O the core asks for and nothing else:
 * every datagram or framed stream message goes to ``core.receive(data, source, transport,
   now=loop.time())``; a delivery failure goes to ``core.transport_error``;
 * after every call into the core, ``core.outgoing()`` is drained into the sockets
-  (:class:`sip.transport.TransportSet`), ``core.events()`` is drained to the listeners, and one
-  ``loop.call_at(core.next_timer())`` is (re)armed to run ``core.handle_timers``.
+  (:class:`sip.transport.TransportSet`) and ``core.events()`` to the listeners; then, once per
+  event-loop iteration (``call_soon``: a burst of datagrams read in one iteration asks the core
+  for its next deadline once, not once per message), one ``loop.call_at(core.next_timer())`` is
+  (re)armed to run ``core.handle_timers``.
 
 Listeners are plain callbacks: one per call key (``place_call`` registers it before the INVITE
 leaves), one list per account name for registration events, and one for incoming calls. They
@@ -77,6 +79,7 @@ class Endpoint:
         self._core: UserAgentCore | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
+        self._rearm: asyncio.Handle | None = None
         self._draining = False
         self._call_listeners: dict[str, CallListener] = {}
         self._registration_listeners: dict[str, list[RegistrationListener]] = {}
@@ -134,6 +137,9 @@ class Endpoint:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._rearm is not None:
+            self._rearm.cancel()
+            self._rearm = None
         self.transports.close()
 
     async def wait_closed(self) -> None:
@@ -243,7 +249,8 @@ class Endpoint:
                     break
         finally:
             self._draining = False
-        self._arm_timer()
+        if self._rearm is None and not self.closed:
+            self._rearm = self._loop.call_soon(self._arm_timer)
 
     def _dispatch(self, event: Event) -> None:
         try:
@@ -267,6 +274,7 @@ class Endpoint:
             logger.exception("listener failed on %r", event)
 
     def _arm_timer(self) -> None:
+        self._rearm = None
         if self._core is None or self.closed:
             return
         deadline = self._core.next_timer()

@@ -9,16 +9,36 @@ ticks in a row instead of a burst of every missed packet.
 ``MediaClock`` is the one asyncio adapter: a single ``loop.call_at`` timer for the whole process
 that runs every subscriber (one per audio stream) on each tick with the tick index. It runs
 one tick per timer callback and re-arms on the next deadline, so while catching up each tick
-runs in its own loop iteration and received packets are processed between ticks. Streams
-derive their RTP timestamps from the index, so skipped ticks become timestamp gaps, not
-drift. The clock is armed while it has subscribers and keeps its deadline grid for its life.
+runs in its own loop iteration. Streams derive their RTP timestamps from the index, so
+skipped ticks become timestamp gaps, not drift. The clock is armed while it has subscribers
+and keeps its deadline grid for its life.
+
+The clock also does the media I/O of all streams, in four phases per tick:
+
+1. the subscribers (``subscribe``), in subscription order: a stream prepares its packet and
+   queues it (``queue_datagram``); a feeder subscribed before a stream hands it the frame that
+   leaves on this very tick;
+2. send: every queued datagram goes out, back to back, right at the start of the tick (so the
+   interval between two packets of a stream does not depend on how much was received) and in
+   one burst (the far ends take it in one go rather than one wake-up per packet);
+3. receive: one non-blocking ``epoll`` (``poll`` where there is none) call asks the kernel which
+   of the media sockets registered with ``add_reader`` hold datagrams, and each ready socket's
+   reader reads one; again until none is ready (at most ``MAX_RECEIVE_ROUNDS`` times, so a
+   flooded socket cannot hold the tick). Received packets thus wait for the next tick instead
+   of being handled one by one as they arrive: the event loop sleeps between ticks, and a
+   jitter buffer pulled on the tick loses nothing by it (a packet arriving between two ticks
+   could not have been played before the second one anyway);
+4. the after-send subscribers (``subscribe(..., after_send=True)``), in subscription order: a
+   stream's taps and its jitter buffer's playout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
+import select
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,7 +48,17 @@ logger = logging.getLogger(__name__)
 TICK_INTERVAL = 0.020
 EARLY_TOLERANCE = 0.001  # timers with millisecond resolution may fire this much early
 
+MAX_RECEIVE_ROUNDS = 8  # datagrams read per socket and tick, at most (50 packets/s needs 1)
+
 TickCallback = Callable[[int], None]
+ReaderCallback = Callable[[float], None]
+Address = tuple[Any, ...]
+SendFunction = Callable[[bytes | bytearray, Address], object]
+SendFailed = Callable[[OSError], None]
+# a datagram queued for the send phase: send function (a socket's sendto), data, address, and
+# what to call if sending raises OSError (the data may be a buffer its owner rewrites on its
+# next tick: it is sent before that)
+OutgoingDatagram = tuple[SendFunction, bytes | bytearray, Address, SendFailed]
 
 
 class TimerHandle(Protocol):
@@ -110,15 +140,35 @@ class ClockStatistics:
 class Subscription:
     """Returned by ``MediaClock.subscribe``; ``cancel()`` stops the callbacks."""
 
-    __slots__ = ("_callback", "_clock")
+    __slots__ = ("_after_send", "_callback", "_clock")
 
-    def __init__(self, clock: MediaClock, callback: TickCallback) -> None:
+    def __init__(self, clock: MediaClock, callback: TickCallback, after_send: bool) -> None:
         self._clock = clock
         self._callback = callback
+        self._after_send = after_send
 
     def cancel(self) -> None:
         """Unsubscribe (idempotent)."""
-        self._clock._unsubscribe(self._callback)
+        self._clock._unsubscribe(self._callback, self._after_send)
+
+
+class _Poller(Protocol):
+    """What ``select.epoll`` and ``select.poll`` objects have in common (as used here)."""
+
+    def register(self, fd: int, eventmask: int = ..., /) -> None: ...
+
+    def unregister(self, fd: int, /) -> None: ...
+
+    def poll(self, timeout: float | None = ..., /) -> list[tuple[int, int]]: ...
+
+
+def _new_poller() -> tuple[_Poller, int, Callable[[], None]]:
+    """A level-triggered readiness poller, its "readable" event mask, and its closer."""
+    if hasattr(select, "epoll"):
+        epoll = select.epoll()
+        return epoll, select.EPOLLIN, epoll.close
+    poll = select.poll()
+    return poll, select.POLLIN, lambda: None
 
 
 class MediaClock:
@@ -137,8 +187,18 @@ class MediaClock:
         self._schedule: TickSchedule | None = None
         self._callbacks: dict[TickCallback, None] = {}
         self._callback_tuple: tuple[TickCallback, ...] = ()
+        self._after_send: dict[TickCallback, None] = {}
+        self._after_send_tuple: tuple[TickCallback, ...] = ()
         self._timer: TimerHandle | None = None
         self._ticks = 0
+        self._readers: dict[int, ReaderCallback] = {}
+        self._poller: _Poller | None = None
+        self._close_poller: Callable[[], None] = lambda: None
+        self._readable_mask = 0
+        self._outbox: list[OutgoingDatagram] = []
+        # Queue a datagram for this tick's send phase (from a subscriber; outside a tick it
+        # leaves with the next one).
+        self.queue_datagram: Callable[[OutgoingDatagram], None] = self._outbox.append
 
     @property
     def loop(self) -> TimerLoop:
@@ -166,10 +226,17 @@ class MediaClock:
         skipped = self._schedule.skipped if self._schedule is not None else 0
         return ClockStatistics(self._ticks, skipped, len(self._callbacks))
 
-    def subscribe(self, callback: TickCallback) -> Subscription:
-        """Call ``callback(tick_index)`` on every tick from the next one on."""
-        self._callbacks[callback] = None
-        self._callback_tuple = tuple(self._callbacks)
+    def subscribe(self, callback: TickCallback, *, after_send: bool = False) -> Subscription:
+        """Call ``callback(tick_index)`` on every tick from the next one on.
+
+        With ``after_send`` it runs in the phase after the tick's datagrams went out.
+        """
+        if after_send:
+            self._after_send[callback] = None
+            self._after_send_tuple = tuple(self._after_send)
+        else:
+            self._callbacks[callback] = None
+            self._callback_tuple = tuple(self._callbacks)
         if self._timer is None:
             now = self._loop.time()
             if self._schedule is None:
@@ -179,19 +246,49 @@ class MediaClock:
             else:
                 self._schedule.resume(now)
             self._arm()
-        return Subscription(self, callback)
+        return Subscription(self, callback, after_send)
 
-    def _unsubscribe(self, callback: TickCallback) -> None:
-        self._callbacks.pop(callback, None)
-        self._callback_tuple = tuple(self._callbacks)
-        if not self._callbacks and self._timer is not None:
+    def add_reader(self, descriptor: int, callback: ReaderCallback) -> None:
+        """Call ``callback(loop_time)`` in each tick's receive phase while ``descriptor`` is
+        readable (once per round, see the module docstring). The callback reads one datagram
+        (a non-blocking socket). Remove it with :meth:`remove_reader` before closing the socket.
+        """
+        if self._poller is None:
+            self._poller, self._readable_mask, self._close_poller = _new_poller()
+        if descriptor in self._readers:
+            raise ValueError(f"descriptor {descriptor} already has a reader")
+        self._poller.register(descriptor, self._readable_mask)
+        self._readers[descriptor] = callback
+
+    def remove_reader(self, descriptor: int) -> None:
+        """Stop reading ``descriptor`` (idempotent; a no-op after :meth:`close`)."""
+        if self._readers.pop(descriptor, None) is not None and self._poller is not None:
+            # the kernel forgets a closed descriptor by itself: nothing to undo then
+            with contextlib.suppress(OSError, ValueError):
+                self._poller.unregister(descriptor)
+
+    def _unsubscribe(self, callback: TickCallback, after_send: bool) -> None:
+        if after_send:
+            self._after_send.pop(callback, None)
+            self._after_send_tuple = tuple(self._after_send)
+        else:
+            self._callbacks.pop(callback, None)
+            self._callback_tuple = tuple(self._callbacks)
+        if not self._callbacks and not self._after_send and self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def close(self) -> None:
-        """Stop the timer and drop every subscriber."""
+        """Stop the timer and drop every subscriber, reader and queued datagram."""
         self._callbacks.clear()
         self._callback_tuple = ()
+        self._after_send.clear()
+        self._after_send_tuple = ()
+        self._outbox.clear()
+        self._readers.clear()
+        self._close_poller()
+        self._close_poller = lambda: None
+        self._poller = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -204,7 +301,8 @@ class MediaClock:
         schedule = self._schedule
         assert schedule is not None
         self._timer = None
-        index = schedule.pop_due(self._loop.time())
+        now = self._loop.time()
+        index = schedule.pop_due(now)
         if index is not None:
             self._ticks += 1
             for callback in self._callback_tuple:
@@ -212,5 +310,44 @@ class MediaClock:
                     callback(index)
                 except Exception:
                     logger.exception("media tick subscriber failed on tick %d", index)
-        if self._callbacks and self._timer is None:
+            if self._outbox:
+                self._send()
+            if self._readers:
+                self._receive(now)
+            for callback in self._after_send_tuple:
+                try:
+                    callback(index)
+                except Exception:
+                    logger.exception("media tick subscriber failed on tick %d", index)
+        if (self._callbacks or self._after_send) and self._timer is None:
             self._arm()
+
+    def _receive(self, now: float) -> None:
+        """The receive phase: every ready socket's reader, round after round until none is."""
+        poller = self._poller
+        assert poller is not None
+        readers = self._readers
+        for _ in range(MAX_RECEIVE_ROUNDS):
+            ready = poller.poll(0)
+            if not ready:
+                return
+            for descriptor, _events in ready:
+                reader = readers.get(descriptor)
+                if reader is None:
+                    continue  # removed by an earlier reader in this round
+                try:
+                    reader(now)
+                except Exception:
+                    logger.exception("media reader of descriptor %d failed", descriptor)
+
+    def _send(self) -> None:
+        """The send phase: every queued datagram, back to back."""
+        outbox = self._outbox
+        try:
+            for send, data, address, failed in outbox:
+                try:
+                    send(data, address)
+                except OSError as error:
+                    failed(error)
+        finally:
+            outbox.clear()

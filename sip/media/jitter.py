@@ -79,6 +79,10 @@ class _Candidate:
     pcm: bytes
 
 
+_ACCEPTED = PushOutcome.ACCEPTED
+_AUDIO = FrameKind.AUDIO
+
+
 class JitterBuffer:
     """Reorders, de-duplicates and conceals one incoming audio stream. See module docstring."""
 
@@ -116,7 +120,11 @@ class JitterBuffer:
         self._highest_sequence = 0
         self._unique_in_epoch = 0
         self._lost_before_epoch = 0
-        self._seen: set[int] = set()
+        # Duplicate detection: of the extended sequence numbers from the epoch's first to the
+        # highest, the ones not received yet (within ``SEEN_WINDOW`` of the highest; older
+        # numbers are not checked). Packets in order touch nothing here.
+        self._missing: set[int] = set()
+        self._received = 0
         self._restart_candidate: int | None = None
 
     # ------------------------------------------------------------------ queries
@@ -139,7 +147,7 @@ class JitterBuffer:
     def statistics(self) -> JitterStatistics:
         """A snapshot of the counters; ``lost`` = expected minus distinct packets received."""
         snapshot = JitterStatistics(
-            received=self._statistics.received,
+            received=self._received,
             lost=self._lost(),
             late=self._statistics.late,
             duplicate=self._statistics.duplicate,
@@ -160,18 +168,15 @@ class JitterBuffer:
     # ------------------------------------------------------------------ input
     def push(self, sequence_number: int, timestamp: int, ssrc: int, pcm: bytes) -> PushOutcome:
         """Offer one packet's decoded audio (16-bit PCM); returns what became of it."""
-        self._statistics.received += 1
+        self._received += 1
         if ssrc == self._ssrc:
-            self._candidate = None
+            if self._candidate is not None:
+                self._candidate = None
             highest = self._highest_sequence
             if (sequence_number - highest) & 0xFFFF == 1:
                 # in order, the common case: the next sequence number cannot have been seen
                 self._highest_sequence = highest + 1
-                seen = self._seen
-                seen.add(highest + 1)
                 self._unique_in_epoch += 1
-                if len(seen) > 2 * SEEN_WINDOW:
-                    self._seen = {value for value in seen if value > highest - SEEN_WINDOW}
                 # the common placement inline: one whole frame for a slot not yet played and
                 # within capacity (``_place_audio`` does the same, and everything else)
                 samples_per_frame = self.samples_per_frame
@@ -181,7 +186,7 @@ class JitterBuffer:
                 if 0 <= slot_offset < self.capacity_frames and len(pcm) == self.frame_bytes:
                     self._consecutive_late = 0
                     self._slots.setdefault(play + slot_offset * samples_per_frame, pcm)
-                    return PushOutcome.ACCEPTED
+                    return _ACCEPTED
                 return self._place_audio(1, timestamp, pcm)
             return self._place(sequence_number, timestamp, pcm)
         if self._ssrc is None:
@@ -207,7 +212,7 @@ class JitterBuffer:
             self._lost_before_epoch = self._lost()
         self._ssrc = ssrc
         self._slots.clear()
-        self._seen.clear()
+        self._missing.clear()
         self._first_sequence = self._highest_sequence = sequence_number
         self._unique_in_epoch = 0
         self._consecutive_late = 0
@@ -219,7 +224,7 @@ class JitterBuffer:
         self._lost_before_epoch = self._lost()
         self._first_sequence = self._highest_sequence = extended
         self._unique_in_epoch = 0
-        self._seen.clear()
+        self._missing.clear()
         self._statistics.resynchronized += 1
 
     def note_without_audio(self, sequence_number: int, ssrc: int) -> PushOutcome:
@@ -229,7 +234,7 @@ class JitterBuffer:
         """
         if ssrc != self._ssrc:
             return PushOutcome.HELD
-        self._statistics.received += 1
+        self._received += 1
         if self._track_sequence(sequence_number) is None:
             return PushOutcome.DUPLICATE
         return PushOutcome.ACCEPTED
@@ -237,11 +242,12 @@ class JitterBuffer:
     def _track_sequence(self, sequence_number: int) -> int | None:
         """Record a sequence number; its distance past the highest, ``None`` if duplicate."""
         statistics = self._statistics
-        extended_sequence = extend_sequence(sequence_number, self._highest_sequence)
-        if extended_sequence in self._seen:
+        highest = self._highest_sequence
+        extended_sequence = extend_sequence(sequence_number, highest)
+        sequence_delta = extended_sequence - highest
+        if sequence_delta <= 0 and self._was_seen(extended_sequence):
             statistics.duplicate += 1
             return None
-        sequence_delta = extended_sequence - self._highest_sequence
         if sequence_delta > MAX_DROPOUT or sequence_delta < -MAX_MISORDER:
             # RFC 3550 A.1: a big jump is a restart only if the next packet follows it;
             # until then the packet is placed by its timestamp but not accounted
@@ -252,16 +258,32 @@ class JitterBuffer:
             sequence_delta = 0
         elif sequence_delta < 0:
             statistics.reordered += 1
+            self._missing.discard(extended_sequence)
         if extended_sequence < self._first_sequence:
+            self._note_missing(extended_sequence + 1, self._first_sequence)
             self._first_sequence = extended_sequence
-        self._seen.add(extended_sequence)
         self._unique_in_epoch += 1
         if sequence_delta > 0:
+            if sequence_delta > 1:
+                self._note_missing(highest + 1, extended_sequence)
             self._highest_sequence = extended_sequence
-            if len(self._seen) > 2 * SEEN_WINDOW:
+            if len(self._missing) > 2 * SEEN_WINDOW:
                 horizon = extended_sequence - SEEN_WINDOW
-                self._seen = {value for value in self._seen if value > horizon}
+                self._missing = {value for value in self._missing if value > horizon}
         return sequence_delta
+
+    def _was_seen(self, extended_sequence: int) -> bool:
+        """Whether a sequence number at or below the highest was received in this epoch."""
+        return (
+            self._unique_in_epoch > 0
+            and extended_sequence >= self._first_sequence
+            and extended_sequence > self._highest_sequence - SEEN_WINDOW
+            and extended_sequence not in self._missing
+        )
+
+    def _note_missing(self, start: int, stop: int) -> None:
+        """Sequence numbers ``start`` up to ``stop`` (excluded) were skipped."""
+        self._missing.update(range(max(start, stop - SEEN_WINDOW), stop))
 
     def _place(self, sequence_number: int, timestamp: int, pcm: bytes) -> PushOutcome:
         sequence_delta = self._track_sequence(sequence_number)
@@ -334,7 +356,7 @@ class JitterBuffer:
         if frame is not None:
             self._last_frame = frame
             self._concealed_run = 0
-            self.last_kind = FrameKind.AUDIO
+            self.last_kind = _AUDIO
             return frame
         if self._last_frame is not None and self._concealed_run < self.conceal_frames:
             self._concealed_run += 1

@@ -18,6 +18,13 @@ there is one per tick, concealment and silence included (a continuous timeline);
 first packet there are none. Frames replaced by a DTMF digit are tapped as silence (digits
 stay out of recordings). On hold nothing is sent and nothing is tapped as sent.
 
+The clock does the socket I/O of all streams in phases (see :mod:`sip.media.clock`): every
+stream queues its packet, the packets of all streams go out back to back, the datagrams that
+arrived since the previous tick are read (``MediaClock.add_reader``: the socket is read on the
+tick, not by the event loop as each packet arrives), then every stream taps what it sent and
+plays out one frame. Sockets are non-blocking; a packet the kernel cannot take at once is
+dropped and counted (``packets_not_sent``): a late RTP packet would be useless.
+
 Symmetric RTP: packets are accepted from the address given to ``set_remote``. Until a source
 is latched, the first valid packet with an expected payload type (the negotiated audio one,
 PCMU, PCMA or the telephone-event one) latches its source, which may be another address
@@ -43,7 +50,7 @@ from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
 from sip.errors import MediaError, NoFreePortError, RtpParseError, StreamClosedError
-from sip.media.clock import MediaClock, Subscription
+from sip.media.clock import MediaClock, OutgoingDatagram, Subscription
 from sip.media.codecs import (
     FRAME_BYTES,
     PCMA,
@@ -53,6 +60,7 @@ from sip.media.codecs import (
     Codec,
     codec_by_name,
     codec_for_payload_type,
+    sized_decoder,
 )
 from sip.media.dtmf import DtmfDigit, DtmfReceiver, DtmfSender
 from sip.media.jitter import JitterBuffer
@@ -69,11 +77,15 @@ Address = tuple[str, int]
 COMFORT_NOISE_PAYLOAD_TYPE = 13
 PCMU_PAYLOAD_TYPE = PCMU.payload_type
 PCMA_PAYLOAD_TYPE = PCMA.payload_type
-_ulaw_decode = PCMU.decode
-_alaw_decode = PCMA.decode
+_ulaw_decode = sized_decoder(PCMU)  # (payload, 2) -> PCM
+_alaw_decode = sized_decoder(PCMA)
 _HEADER = struct.Struct("!BBHII")
 _HEADER_AFTER_FIRST_BYTE = struct.Struct("!BHII")  # second byte, sequence, timestamp, SSRC
+_SEQUENCE_AND_TIMESTAMP = struct.Struct("!HI")  # at offset 2 of the header
+_pack_sequence_and_timestamp = _SEQUENCE_AND_TIMESTAMP.pack_into
+_unpack_after_first_byte = _HEADER_AFTER_FIRST_BYTE.unpack_from
 _HEADER_SIZE = _HEADER.size
+_RECEIVE_SIZE = 2048  # larger datagrams are not RTP audio we can use (truncated: malformed)
 _OPEN_ATTEMPTS = 64
 _ItemT = TypeVar("_ItemT")
 
@@ -96,6 +108,7 @@ class StreamStatistics:
     frames_dropped_receive_queue: int
     dtmf_digits_received: int
     last_received_at: float | None
+    packets_not_sent: int = 0  # the socket refused them (buffer full, network error)
 
 
 class _Mailbox(Generic[_ItemT]):
@@ -140,26 +153,6 @@ class _Mailbox(Generic[_ItemT]):
         return self._items.popleft()
 
 
-class _RtpProtocol(asyncio.DatagramProtocol):
-    """Hands datagrams to the stream; once the stream exists, straight to its handler."""
-
-    def __init__(self) -> None:
-        self.stream: AudioStream | None = None
-
-    def attach(self, stream: AudioStream) -> None:
-        self.stream = stream
-        # One Python frame less per packet: the event loop looks the method up on every
-        # datagram, so an instance attribute sends it straight to the stream.
-        self.datagram_received = stream._on_datagram  # type: ignore[method-assign,assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        if self.stream is not None:
-            self.stream._on_datagram(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        logger.debug("RTP socket error: %s", exc)
-
-
 def _normalise_host(host: str) -> str:
     try:
         return ipaddress.ip_address(host.split("%", 1)[0]).compressed
@@ -178,7 +171,7 @@ class AudioStream:
         self,
         clock: MediaClock,
         loop: asyncio.AbstractEventLoop,
-        transport: asyncio.DatagramTransport,
+        udp_socket: socket.socket,
         local_host: str,
         local_port: int,
         allocator: PortAllocator | None,
@@ -187,35 +180,38 @@ class AudioStream:
         jitter_depth_frames: int,
         send_queue_frames: int,
         receive_queue_frames: int,
-        udp_socket: socket.socket | None = None,
     ) -> None:
         self._clock = clock
         self._loop = loop
-        self._transport = transport
-        # Packets go out with the socket's own sendto when we have it (cheaper than the
-        # transport's); the transport takes over when the socket cannot send at once.
-        self._sendto: Callable[[bytes, Address], object] = (
-            transport.sendto if udp_socket is None else udp_socket.sendto
-        )
+        self._socket = udp_socket
+        self._descriptor = udp_socket.fileno()
+        self._sendto = udp_socket.sendto
+        self._recvfrom = udp_socket.recvfrom
         self.local_host = local_host
         self.local_port = local_port
         self._allocator = allocator
         self._codec = codec
         self._encode = codec.encode
-        self._send_payload_type = codec.payload_type
         self._silence_payload = codec.silence_payload
         self._telephone_event_payload: int | None = None
         self._expected_payload_types: frozenset[int] = frozenset()
         self._sdp_address: Address | None = None
         self._latched: Address | None = None
+        # the latched source exactly as the socket reports it (IPv6 sources are 4-tuples)
+        self._latched_source: tuple[str | int, ...] | None = None
         self._retired_sources: frozenset[Address] = frozenset()
         self._destination: Address | None = None
         self._hold = False
         self._closed = False
         self._marker_next = True
         self._ssrc = secrets.randbits(32)
-        self._sequence = secrets.randbits(16)
+        self._sequence_base = secrets.randbits(16)  # the sequence number of packet 0
         self._timestamp_base = secrets.randbits(32)
+        # the next audio packet, header and payload, rewritten in place on every tick: only
+        # sequence number and timestamp change from one to the next (and the payload unless
+        # it is the same silence again)
+        self._packet = bytearray(_HEADER.pack(0x80, codec.payload_type, 0, 0, self._ssrc))
+        self._packet_payload: bytes | None = None
         self._send_queue: deque[bytes] = deque()
         self._send_queue_limit = send_queue_frames
         self._receive_queue_frames = receive_queue_frames
@@ -236,10 +232,21 @@ class AudioStream:
         self._unexpected_payload = 0
         self._send_queue_dropped = 0
         self._receive_queue_dropped = 0
+        self._not_sent = 0
         self._digits_received = 0
         self._dtmf_receiving = False  # the DTMF receiver has an event in progress
         self._first_tick = clock.next_tick_index
+        # RTP timestamp of tick ``index``: (offset + index * 160) mod 2**32
+        self._timestamp_offset = self._timestamp_base - self._first_tick * SAMPLES_PER_FRAME
+        self._dtmf_sending = False  # mirrors ``_dtmf_sender.active``
+        self._queue_datagram = clock.queue_datagram
+        # what the send phase sends for us on a tick with audio (rebuilt when the destination
+        # changes); the frame to tap as sent once it is out (None: nothing to tap)
+        self._outgoing: OutgoingDatagram = (self._sendto, self._packet, ("", 0), self._send_failed)
+        self._frame_sent: bytes | None = None
+        clock.add_reader(self._descriptor, self._on_readable)
         self._subscription: Subscription = clock.subscribe(self._tick)
+        self._playout_subscription: Subscription = clock.subscribe(self._play, after_send=True)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -274,13 +281,13 @@ class AudioStream:
             shared = allocator is not None
         if jitter_depth_frames < 0 or send_queue_frames < 1 or receive_queue_frames < 1:
             raise ValueError("jitter depth must be >= 0 and queue sizes >= 1")
-        transport, protocol, udp_socket = await _bind(loop, local_host, allocator)
+        udp_socket = _bind(local_host, allocator)
         port = int(udp_socket.getsockname()[1])
         try:
-            stream = cls(
+            return cls(
                 clock,
                 loop,
-                transport,
+                udp_socket,
                 local_host,
                 port,
                 allocator if shared else None,
@@ -288,15 +295,13 @@ class AudioStream:
                 jitter_depth_frames=jitter_depth_frames,
                 send_queue_frames=send_queue_frames,
                 receive_queue_frames=receive_queue_frames,
-                udp_socket=udp_socket,
             )
         except BaseException:
-            transport.close()
+            clock.remove_reader(udp_socket.fileno())
+            udp_socket.close()
             if allocator is not None:
                 allocator.release(port)
             raise
-        protocol.attach(stream)
-        return stream
 
     async def __aenter__(self) -> AudioStream:
         return self
@@ -345,8 +350,9 @@ class AudioStream:
         address = (_normalise_host(host), port)
         self._codec = codec
         self._encode = codec.encode
-        self._send_payload_type = codec.payload_type
         self._silence_payload = codec.silence_payload
+        self._packet[1] = codec.payload_type
+        self._packet_payload = None
         self._telephone_event_payload = telephone_event_payload
         expected = {payload_type, PCMU.payload_type, PCMA.payload_type}
         if telephone_event_payload is not None:
@@ -360,11 +366,12 @@ class AudioStream:
             )
             self._sdp_address = address
             self._latched = None
+            self._latched_source = None
             self._remote_set_at = self._loop.time()
         if _is_unspecified(address[0]):
-            self._destination = None
+            self._set_destination(None)
         else:
-            self._destination = self._latched if self._latched is not None else address
+            self._set_destination(self._latched if self._latched is not None else address)
         self._marker_next = True
 
     def set_hold(self, on: bool) -> None:
@@ -396,6 +403,7 @@ class AudioStream:
         if self._telephone_event_payload is None:
             raise MediaError("the remote did not negotiate telephone-event")
         self._dtmf_sender.queue(digits)
+        self._dtmf_sending = self._dtmf_sender.active
 
     def add_tap(self, callback: TapCallback) -> Callable[[], None]:
         """Call ``callback(direction, frame, media_timestamp)`` per frame; returns a remover.
@@ -459,6 +467,7 @@ class AudioStream:
             frames_dropped_receive_queue=self._frames.dropped if self._frames else 0,
             dtmf_digits_received=self._digits_received,
             last_received_at=self._last_received_at,
+            packets_not_sent=self._not_sent,
         )
 
     def media_idle_seconds(self, now: float) -> float:
@@ -474,7 +483,9 @@ class AudioStream:
             return
         self._closed = True
         self._subscription.cancel()
-        self._transport.close()
+        self._playout_subscription.cancel()
+        self._clock.remove_reader(self._descriptor)
+        self._socket.close()
         if self._allocator is not None:
             self._allocator.release(self.local_port)
         if self._frames is not None:
@@ -487,68 +498,128 @@ class AudioStream:
             raise StreamClosedError("the audio stream is closed")
 
     # ------------------------------------------------------------------ hot path
+    def _set_destination(self, destination: Address | None) -> None:
+        self._destination = destination
+        if destination is not None:
+            self._outgoing = (self._sendto, self._packet, destination, self._send_failed)
+
     def _tick(self, index: int) -> None:
-        media_timestamp = (index - self._first_tick) * SAMPLES_PER_FRAME
+        """Tick phase: queue this tick's packet (sent in the clock's send phase)."""
         queue = self._send_queue
         frame = queue.popleft() if queue else None
-        destination = self._destination
+        if self._destination is None or self._hold:
+            self._frame_sent = None  # nothing sent, nothing tapped as sent
+            return
+        timestamp = (self._timestamp_offset + index * SAMPLES_PER_FRAME) & 0xFFFFFFFF
+        if self._dtmf_sending and self._queue_dtmf_packet(timestamp):
+            self._frame_sent = SILENCE_FRAME  # digits are not tapped (nor recorded)
+            return
+        if frame is None:
+            payload = self._silence_payload
+            self._frame_sent = SILENCE_FRAME
+        else:
+            payload = self._encode(frame)
+            self._frame_sent = frame
+        packet = self._packet
+        if payload is not self._packet_payload:
+            packet[_HEADER_SIZE:] = payload
+            self._packet_payload = payload
+        count = self._packets_sent
+        _pack_sequence_and_timestamp(packet, 2, (self._sequence_base + count) & 0xFFFF, timestamp)
+        self._packets_sent = count + 1
+        if self._marker_next:
+            self._marker_next = False
+            marked = bytearray(packet)
+            marked[1] |= 0x80
+            self._queue_datagram((self._sendto, marked, self._outgoing[2], self._send_failed))
+        else:
+            self._queue_datagram(self._outgoing)
+
+    def _play(self, index: int) -> None:
+        """After-send phase: tap what was sent, play out one received frame."""
+        media_timestamp = (index - self._first_tick) * SAMPLES_PER_FRAME
         taps = self._taps
-        if destination is not None and not self._hold:
-            timestamp = (self._timestamp_base + media_timestamp) & 0xFFFFFFFF
-            dtmf_sender = self._dtmf_sender
-            dtmf = dtmf_sender.next_packet(timestamp) if dtmf_sender.active else None
-            if dtmf is None or self._telephone_event_payload is None:
-                payload = self._silence_payload if frame is None else self._encode(frame)
-                second = self._send_payload_type
-                if self._marker_next:
-                    second |= 0x80
-                    self._marker_next = False
-            else:
-                payload = dtmf.payload
-                second = self._telephone_event_payload | (0x80 if dtmf.marker else 0)
-                timestamp = dtmf.timestamp
-                frame = None  # digits are not tapped (nor recorded)
-            sequence = self._sequence
-            packet = _HEADER.pack(0x80, second, sequence, timestamp, self._ssrc) + payload
-            try:
-                self._sendto(packet, destination)
-            except OSError:
-                # socket buffer full (the transport queues it) or an error the transport
-                # reports to the protocol
-                self._transport.sendto(packet, destination)
-            self._sequence = (sequence + 1) & 0xFFFF
-            self._packets_sent += 1
-            if taps:
-                sent = SILENCE_FRAME if frame is None else frame
-                for tap in taps:
-                    try:
-                        tap("sent", sent, media_timestamp)
-                    except Exception:
-                        # one broken consumer must not break the call's audio: it is removed
-                        logger.exception("audio tap %r failed and was removed", tap)
-                        self._remove_tap(tap)
+        sent = self._frame_sent
+        if sent is not None:
+            self._frame_sent = None
+            for tap in taps:
+                try:
+                    tap("sent", sent, media_timestamp)
+                except Exception:
+                    # one broken consumer must not break the call's audio: it is removed
+                    logger.exception("audio tap %r failed and was removed", tap)
+                    self._remove_tap(tap)
         received = self._jitter.pull()
         if received is not None:
-            if taps:
-                for tap in self._taps:
-                    try:
-                        tap("received", received, media_timestamp)
-                    except Exception:
-                        # one broken consumer must not break the call's audio: it is removed
-                        logger.exception("audio tap %r failed and was removed", tap)
-                        self._remove_tap(tap)
+            for tap in self._taps:
+                try:
+                    tap("received", received, media_timestamp)
+                except Exception:
+                    # one broken consumer must not break the call's audio: it is removed
+                    logger.exception("audio tap %r failed and was removed", tap)
+                    self._remove_tap(tap)
             if self._frames is not None:
                 self._frames.put(received)
+
+    def _send_failed(self, error: OSError) -> None:
+        # socket buffer full, or a network error: RTP is not resent
+        self._not_sent += 1
+        logger.debug("RTP packet of port %d not sent: %s", self.local_port, error)
+
+    def _queue_dtmf_packet(self, timestamp: int) -> bool:
+        """Queue this tick's telephone-event packet, if a digit is being sent; False if none."""
+        dtmf_sender = self._dtmf_sender
+        dtmf = dtmf_sender.next_packet(timestamp)
+        self._dtmf_sending = dtmf_sender.active
+        if dtmf is None or self._telephone_event_payload is None:
+            return False
+        second = self._telephone_event_payload | (0x80 if dtmf.marker else 0)
+        count = self._packets_sent
+        sequence = (self._sequence_base + count) & 0xFFFF
+        packet = _HEADER.pack(0x80, second, sequence, dtmf.timestamp, self._ssrc) + dtmf.payload
+        self._queue_datagram((self._sendto, packet, self._outgoing[2], self._send_failed))
+        self._packets_sent = count + 1
+        return True
 
     def _remove_tap(self, tap: TapCallback) -> None:
         self._taps = tuple(other for other in self._taps if other is not tap)
 
-    def _on_datagram(self, data: bytes, source: tuple[str | int, ...]) -> None:
-        if self._closed:
+    def _on_readable(self, now: float) -> None:
+        """Read one datagram (the clock's receive phase calls this while the socket has any)."""
+        try:
+            data, source = self._recvfrom(_RECEIVE_SIZE)
+        except OSError:
+            return  # nothing after all, or an error the socket reported (ICMP): nothing to read
+        if source == self._latched_source and data[:1] == b"\x80":
+            # the usual packet: plain RTP audio (no padding, extension or CSRC) from the latched
+            # source; ``_on_datagram`` handles it the same way, and everything else
+            try:
+                second, sequence_number, timestamp, ssrc = _unpack_after_first_byte(data, 1)
+            except struct.error:
+                self._malformed += 1
+                return
+            payload_type = second & 0x7F
+            if payload_type == PCMU_PAYLOAD_TYPE:
+                pcm = _ulaw_decode(data[12:], 2)
+            elif payload_type == PCMA_PAYLOAD_TYPE:
+                pcm = _alaw_decode(data[12:], 2)
+            else:
+                self._on_datagram(data, source, now)
+                return
+            self._packets_received += 1
+            self._last_received_at = now
+            self._jitter.push(sequence_number, timestamp, ssrc, pcm)
+            if self._dtmf_receiving:
+                digits = self._dtmf_receiver.audio_received(timestamp)
+                self._dtmf_receiving = self._dtmf_receiver.pending
+                self._deliver_digits(digits)
             return
+        self._on_datagram(data, source, now)
+
+    def _on_datagram(self, data: bytes, source: tuple[str | int, ...], now: float) -> None:
         if len(data) > _HEADER_SIZE and data[0] == 0x80:
             # plain version 2 packet (no padding, extension or CSRC): the common case
-            second, sequence_number, timestamp, ssrc = _HEADER_AFTER_FIRST_BYTE.unpack_from(data, 1)
+            second, sequence_number, timestamp, ssrc = _unpack_after_first_byte(data, 1)
             payload_type = second & 0x7F
             payload = data[_HEADER_SIZE:]
         else:
@@ -562,15 +633,15 @@ class AudioStream:
             timestamp = packet.timestamp
             ssrc = packet.ssrc
             payload = packet.payload
-        if source != self._latched and not self._accept_source(source, payload_type):
+        if source != self._latched_source and not self._accept_source(source, payload_type):
             self._strangers += 1
             return
         self._packets_received += 1
-        self._last_received_at = self._loop.time()
+        self._last_received_at = now
         if payload_type == PCMU_PAYLOAD_TYPE:
-            self._jitter.push(sequence_number, timestamp, ssrc, _ulaw_decode(payload))
+            self._jitter.push(sequence_number, timestamp, ssrc, _ulaw_decode(payload, 2))
         elif payload_type == PCMA_PAYLOAD_TYPE:
-            self._jitter.push(sequence_number, timestamp, ssrc, _alaw_decode(payload))
+            self._jitter.push(sequence_number, timestamp, ssrc, _alaw_decode(payload, 2))
         elif payload_type == self._telephone_event_payload:
             self._jitter.note_without_audio(sequence_number, ssrc)
             try:
@@ -597,7 +668,8 @@ class AudioStream:
         """Latching rule for a packet from a source other than the latched one."""
         address = (str(source[0]), int(source[1]))
         if address == self._latched:
-            return True  # IPv6 sources come as 4-tuples
+            self._latched_source = source  # IPv6 sources come as 4-tuples
+            return True
         sdp_address = self._sdp_address
         if sdp_address is None:
             return False  # no remote yet: nothing to latch onto
@@ -608,8 +680,9 @@ class AudioStream:
         ):
             return False
         self._latched = address
+        self._latched_source = source
         if not _is_unspecified(sdp_address[0]):
-            self._destination = address
+            self._set_destination(address)
         return True
 
     def _deliver_digits(self, digits: list[DtmfDigit]) -> None:
@@ -624,14 +697,8 @@ class AudioStream:
                 self._digits.put(digit)
 
 
-async def _bind(
-    loop: asyncio.AbstractEventLoop, host: str, allocator: PortAllocator | None
-) -> tuple[asyncio.DatagramTransport, _RtpProtocol, socket.socket]:
-    """Bind a UDP socket on an even port (from ``allocator``, or ephemeral if ``None``).
-
-    The socket is made here and handed to the loop (``sock=``), so the stream can also send
-    on it directly (see ``AudioStream._tick``).
-    """
+def _bind(host: str, allocator: PortAllocator | None) -> socket.socket:
+    """A non-blocking UDP socket on an even port (from ``allocator``, or ephemeral if ``None``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     failed: set[int] = set()
     for _ in range(_OPEN_ATTEMPTS if allocator is None else allocator.capacity):
@@ -650,12 +717,5 @@ async def _bind(
         if bound_port % 2:
             udp_socket.close()  # ephemeral odd port: try again
             continue
-        try:
-            transport, protocol = await loop.create_datagram_endpoint(_RtpProtocol, sock=udp_socket)
-        except BaseException:
-            udp_socket.close()
-            if allocator is not None:
-                allocator.release(port)
-            raise
-        return transport, protocol, udp_socket
+        return udp_socket
     raise NoFreePortError(f"could not bind an even RTP port on {host}")

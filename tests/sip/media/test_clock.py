@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -178,3 +179,70 @@ async def test_clock_on_a_real_loop_delivers_consecutive_ticks() -> None:
     assert seen == sorted(seen)
     assert len(seen) + schedule.skipped == seen[-1]  # every index either ran or was skipped
     clock.close()
+
+
+async def test_a_tick_queues_sends_reads_then_runs_the_after_send_subscribers() -> None:
+    loop = asyncio.get_running_loop()
+    clock = MediaClock()
+    sender, receiver = (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM),
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM),
+    )
+    for udp_socket in (sender, receiver):
+        udp_socket.bind(("127.0.0.1", 0))
+        udp_socket.setblocking(False)
+    events: list[str] = []
+    done = loop.create_future()
+
+    def queue_one(index: int) -> None:
+        events.append(f"tick {index}")
+        clock.queue_datagram(
+            (sender.sendto, b"tick %d" % index, receiver.getsockname(), lambda _: None)
+        )
+
+    def read_one(now: float) -> None:
+        data, _ = receiver.recvfrom(100)
+        events.append(f"read {data.decode()}")
+
+    def after_send(index: int) -> None:
+        events.append(f"after {index}")
+        if index >= 3 and not done.done():
+            done.set_result(None)
+
+    clock.subscribe(queue_one)
+    clock.add_reader(receiver.fileno(), read_one)
+    clock.subscribe(after_send, after_send=True)
+    await asyncio.wait_for(done, timeout=10)
+    clock.close()
+    for udp_socket in (sender, receiver):
+        udp_socket.close()
+    # each tick's datagram is read in that same tick, after it was sent, before the playout
+    assert len(events) >= 9
+    triples = [events[start : start + 3] for start in range(0, len(events) - 2, 3)]
+    for triple in triples:
+        index = triple[0].removeprefix("tick ")
+        assert triple == [f"tick {index}", f"read tick {index}", f"after {index}"]
+
+
+async def test_a_datagram_that_cannot_be_sent_is_reported_and_the_tick_goes_on() -> None:
+    loop = asyncio.get_running_loop()
+    clock = MediaClock()
+    udp_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp_socket.bind(("127.0.0.1", 0))
+    failures: list[OSError] = []
+    ticks: list[int] = []
+    done = loop.create_future()
+
+    def tick(index: int) -> None:
+        ticks.append(index)
+        # broadcast without SO_BROADCAST: refused by the kernel, nothing leaves the machine
+        clock.queue_datagram((udp_socket.sendto, b"x", ("255.255.255.255", 9), failures.append))
+        if len(ticks) == 3 and not done.done():
+            done.set_result(None)
+
+    clock.subscribe(tick)
+    await asyncio.wait_for(done, timeout=10)
+    clock.close()
+    udp_socket.close()
+    assert len(failures) >= 2
+    assert all(isinstance(failure, PermissionError) for failure in failures)

@@ -94,6 +94,20 @@ def test_duplicates_are_dropped_even_after_playout() -> None:
     assert (statistics.received, statistics.duplicate, statistics.lost) == (5, 2, 0)
 
 
+def test_packets_filling_a_gap_count_once_and_their_repeats_are_duplicates() -> None:
+    buffer = JitterBuffer(depth_frames=3)
+    for number in (0, 1, 4, 5):  # 2 and 3 missing for now
+        assert push(buffer, number) is PushOutcome.ACCEPTED
+    assert buffer.statistics.lost == 2
+    assert push(buffer, 3) is PushOutcome.ACCEPTED  # arrives late but before its slot
+    assert push(buffer, 3) is PushOutcome.DUPLICATE
+    assert push(buffer, 4) is PushOutcome.DUPLICATE  # one that came in order, repeated
+    assert push(buffer, 2) is PushOutcome.ACCEPTED
+    assert pull_numbers(buffer, 9) == ["silence"] * 3 + [0, 1, 2, 3, 4, 5]
+    statistics = buffer.statistics
+    assert (statistics.lost, statistics.duplicate, statistics.reordered) == (0, 2, 2)
+
+
 def test_late_packet_is_dropped_and_counted() -> None:
     buffer = JitterBuffer(depth_frames=1)
     push(buffer, 0)

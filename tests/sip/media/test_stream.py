@@ -401,3 +401,15 @@ def test_streams_work_on_uvloop() -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         expected, received = runner.run(exchange())
     assert [frame for frame in received if frame in expected] == expected
+
+
+async def test_packets_the_kernel_refuses_are_counted_and_the_stream_goes_on(
+    clock: MediaClock,
+) -> None:
+    stream = await AudioStream.open(clock, "127.0.0.1")
+    # broadcast without SO_BROADCAST: every send fails (EACCES), nothing leaves the machine
+    stream.set_remote("255.255.255.255", 4000, 0)
+    await wait_until(lambda: stream.statistics.packets_not_sent >= 3)
+    statistics = stream.statistics
+    assert statistics.packets_sent >= statistics.packets_not_sent >= 3
+    stream.close()
