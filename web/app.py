@@ -4,7 +4,8 @@ The JSON API is assembled from route modules (``API_MODULES``), each exposing ``
 sequence of ``web.routing.Endpoint``. Other parts of the web layer (the browser UI, websockets)
 add their own Starlette routes through ``extra_routes`` or by listing a module in
 ``ROUTE_MODULES`` that exposes ``routes(app) -> Sequence[BaseRoute]`` (the app's ``state``
-carries ``settings``, ``engine`` and ``session_factory``).
+carries ``settings``, ``engine``, ``session_factory`` and ``audit_appender``, the
+``dialer.audit_appender.AuditAppender`` for standalone audit events).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from dialer.audit_appender import AuditAppender
 from dialer.storage import create_engine, create_session_factory
 from web import bootstrap, openapi
 from web.errors import ApiError, MethodNotAllowed, ResourceNotFound
@@ -111,9 +113,11 @@ async def _unexpected(request: Request, exception: Exception) -> Response:
 
 
 def create_app(settings: WebSettings, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
-    """The application; its database engine is ``app.state.engine`` (disposed at shutdown)."""
+    """The application; its database engine is ``app.state.engine`` (disposed at shutdown,
+    after the audit appender has committed what was queued)."""
     engine = create_engine(settings.core.database_url)
     session_factory = create_session_factory(engine)
+    appender = AuditAppender(session_factory)
     endpoints = api_endpoints()
 
     @asynccontextmanager
@@ -126,7 +130,10 @@ def create_app(settings: WebSettings, extra_routes: Sequence[BaseRoute] = ()) ->
             else:
                 yield
         finally:
-            await engine.dispose()
+            try:
+                await appender.close()
+            finally:
+                await engine.dispose()
 
     app = Starlette(
         routes=[*build_routes(endpoints, settings, session_factory), *extra_routes],
@@ -136,6 +143,7 @@ def create_app(settings: WebSettings, extra_routes: Sequence[BaseRoute] = ()) ->
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory
+    app.state.audit_appender = appender
     app.state.endpoints = endpoints
     app.router.routes.extend(_extension_routes(app))
     return app
