@@ -86,13 +86,28 @@ async def _read_frames(
         sink(frame)
 
 
+async def _send(websocket: WebSocket, message: bytes | str) -> None:
+    """Send one message; a socket that is closing counts as gone (``WebSocketDisconnect``).
+
+    When the browser's close frame arrives, the server answers it at once and refuses any
+    later send with a ``RuntimeError``, possibly before the reader has seen the disconnect.
+    """
+    try:
+        if isinstance(message, bytes):
+            await websocket.send_bytes(message)
+        else:
+            await websocket.send_text(message)
+    except RuntimeError as error:
+        raise WebSocketDisconnect(code=1006, reason=str(error)) from error
+
+
 async def _forward_far_end(
     websocket: WebSocket, bridge: BrowserAudioBridge, counters: _Counters
 ) -> None:
     async for frame in bridge.far_end_frames():
-        await websocket.send_bytes(frame)
+        await _send(websocket, frame)
         counters.frames_out += 1
-    await websocket.send_text(json.dumps({"type": "ended", **counters.as_json()}))
+    await _send(websocket, json.dumps({"type": "ended", **counters.as_json()}))
 
 
 async def _attach(
@@ -185,7 +200,7 @@ async def echo_socket(websocket: WebSocket) -> None:
             counters.frames_in += 1
             for tap in taps:
                 tap(frame)
-            await websocket.send_bytes(frame)
+            await _send(websocket, frame)
             counters.frames_out += 1
     logger.info("echo for %s: %s", session.login, counters.as_json())
     await close_socket(websocket, 1000, "")

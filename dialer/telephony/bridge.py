@@ -9,14 +9,28 @@ the frame it hands over leaves in the same tick (no extra tick of delay).
 The buffer plays out as soon as it holds ``target`` frames (1 at first). Running dry (an
 underrun: the next burst came late) raises the target by one frame, up to ``max_target``, and
 playout waits until that many frames are queued again: the buffer grows just enough to ride out
-the jitter it sees. Each trim window (1 s) in which the queue never fell below ``target + 1``
-frames loses one frame, and each ``relax_windows`` windows without an underrun lower the target
-again, so latency taken on for one bad moment is given back. The queue is bounded
-(``capacity_frames``, 200 ms; the oldest frame is dropped beyond). Muted: frames are dropped
-and nothing is handed over; the stream then sends (and the recorder taps) silence. Every tick's
-frame (or its absence) passes through ``mixer`` when one is set, which is how supervisors who
-barge reach the far end (:mod:`dialer.telephony.monitor_hub`).
+the jitter it sees. Latency taken on for one bad moment is given back quickly:
 
+- each trim window (1 s) notes the shallowest the queue was when a frame was taken; frames
+  above ``target`` at that moment were never needed, so over the next two windows at most that
+  many are dropped, one every ``trim_spacing_ticks`` ticks at most, quiet frames (pauses in
+  speech) rather than loud ones while the time left allows (a 20 ms gap in a pause is not
+  heard; one in a word is);
+- ``relax_windows`` windows' time (3 s) in a row without an underrun lowers the target by one;
+- when the server itself fell behind (the clock skipped ticks, or runs a tick more than one
+  interval late), the frames that were due on the skipped ticks are dropped as they show up
+  (their slot of the RTP timeline is gone: sending them later would only add their age to every
+  frame after them), and running dry on such a late tick is not the browser's jitter, so it
+  does not raise the target.
+
+The queue is bounded (``capacity_frames``, 200 ms; the oldest frame is dropped beyond). Muted:
+frames are dropped and nothing is handed over; the stream then sends (and the recorder taps)
+silence. Every tick's frame (or its absence) passes through ``mixer`` when one is set, which is
+how supervisors who barge reach the far end (:mod:`dialer.telephony.monitor_hub`).
+
+The other way, :class:`CallAudioBridge` hands the far end's frames (played out of the SIP
+stream's jitter buffer on the tick) to the socket as they come: the browser has a playout buffer
+of its own, so nothing is held here beyond what the socket has not taken yet.
 """
 
 from __future__ import annotations
@@ -27,6 +41,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from dialer.call_control import FRAME_BYTES
 from sip.errors import StreamClosedError
 from sip.media.clock import MediaClock
@@ -36,9 +52,11 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CAPACITY_FRAMES = 10  # 200 ms
 DEFAULT_TRIM_WINDOW_TICKS = 50  # 1 s
+DEFAULT_TRIM_SPACING_TICKS = 4  # at most one frame in 4 dropped while trimming
 DEFAULT_MAX_TARGET_FRAMES = 5
-DEFAULT_RELAX_WINDOWS = 10
+DEFAULT_RELAX_WINDOWS = 3
 DEFAULT_FAR_END_CAPACITY_FRAMES = 10
+QUIET_PEAK = 600  # a frame whose samples all stay within +-600 (about -35 dBFS) is a pause
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +68,16 @@ class PacerStatistics:
     frames_dropped_overflow: int
     frames_dropped_trim: int
     frames_dropped_muted: int
+    frames_dropped_late: int
     underruns: int
     depth: int
     target: int
+
+
+def is_quiet(frame: bytes) -> bool:
+    """Whether a 16-bit PCM frame is a pause (every sample within ``QUIET_PEAK``)."""
+    samples = np.frombuffer(frame, dtype="<i2")
+    return int(samples.max()) <= QUIET_PEAK and int(samples.min()) >= -QUIET_PEAK
 
 
 class OperatorFramePacer:
@@ -68,16 +93,20 @@ class OperatorFramePacer:
         *,
         capacity_frames: int = DEFAULT_CAPACITY_FRAMES,
         trim_window_ticks: int = DEFAULT_TRIM_WINDOW_TICKS,
+        trim_spacing_ticks: int = DEFAULT_TRIM_SPACING_TICKS,
         max_target_frames: int = DEFAULT_MAX_TARGET_FRAMES,
         relax_windows: int = DEFAULT_RELAX_WINDOWS,
     ) -> None:
-        if min(capacity_frames, trim_window_ticks, max_target_frames, relax_windows) < 1:
-            raise ValueError("capacity, window, target and relax counts must be at least 1")
+        counts = (capacity_frames, trim_window_ticks, trim_spacing_ticks, max_target_frames)
+        if min(*counts, relax_windows) < 1:
+            raise ValueError("capacity, window, spacing, target and relax counts must be >= 1")
         if max_target_frames > capacity_frames:
             raise ValueError("the target cannot exceed the capacity")
+        self._clock = clock
         self._frames: collections.deque[bytes] = collections.deque()
         self._capacity = capacity_frames
         self._trim_window = trim_window_ticks
+        self._trim_spacing = trim_spacing_ticks
         self._stream: AudioStream | None = None
         self.muted = False
         # Set by the call service: turns this tick's operator frame (None = none) into what is
@@ -86,16 +115,23 @@ class OperatorFramePacer:
         self._closed = False
         self._window_ticks = 0
         self._window_minimum = 0
+        self._excess = 0  # frames still to trim (a plan lasts two windows at most)
+        self._since_trim = 0
+        self._plan_ticks = 0
         self._max_target = max_target_frames
         self._relax_windows = relax_windows
         self._target = 1
-        self._windows_without_underrun = 0
+        self._ticks_without_underrun = 0
         self._playing = False
+        self._last_index: int | None = None
+        self._stale = 0  # frames due on skipped ticks, dropped as they show up
+        self._stale_ticks = 0
         self._pushed = 0
         self._sent = 0
         self._dropped_overflow = 0
         self._dropped_trim = 0
         self._dropped_muted = 0
+        self._dropped_late = 0
         self._underruns = 0
         self._subscription = clock.subscribe(self._tick)
 
@@ -107,6 +143,7 @@ class OperatorFramePacer:
             frames_dropped_overflow=self._dropped_overflow,
             frames_dropped_trim=self._dropped_trim,
             frames_dropped_muted=self._dropped_muted,
+            frames_dropped_late=self._dropped_late,
             underruns=self._underruns,
             depth=len(self._frames),
             target=self._target,
@@ -124,6 +161,8 @@ class OperatorFramePacer:
         if len(frames) >= self._capacity:
             frames.popleft()
             self._dropped_overflow += 1
+            if self._stale:
+                self._stale -= 1  # that one was due on a skipped tick anyway
         frames.append(frame)
         self._pushed += 1
 
@@ -131,6 +170,8 @@ class OperatorFramePacer:
         """Forget queued frames (the browser went away: its old audio is stale)."""
         self._frames.clear()
         self._playing = False
+        self._stale = 0
+        self._end_trim()
 
     def close(self) -> None:
         if self._closed:
@@ -138,10 +179,16 @@ class OperatorFramePacer:
         self._closed = True
         self._subscription.cancel()
         self._frames.clear()
-        self._stream = None
+        stream, self._stream = self._stream, None
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "operator audio: %s; stream: %s",
+                self.statistics,
+                stream.statistics if stream is not None else None,
+            )
 
     def _tick(self, index: int) -> None:
-        frame = self._take()
+        frame = self._take(self._catching_up(index))
         mixer = self.mixer
         to_send = frame if mixer is None else mixer(frame)
         if to_send is None:
@@ -156,42 +203,111 @@ class OperatorFramePacer:
         if frame is not None:
             self._sent += 1
 
-    def _take(self) -> bytes | None:
+    def _catching_up(self, index: int) -> int | None:
+        """Ticks still due after this one when the server runs behind (None: on time).
+
+        Notes the ticks the clock skipped: their frames arrive around now (the loop was busy or
+        asleep), and that many are dropped as they show up, over the next few ticks.
+        """
+        last = self._last_index
+        self._last_index = index
+        skipped = 0 if last is None else index - last - 1
+        if skipped > 0:
+            self._stale += skipped
+            self._stale_ticks = 0
+        elif self._stale:
+            self._stale_ticks += 1
+            if self._stale_ticks > self._capacity:
+                self._stale = 0
+        schedule = self._clock.schedule
+        if schedule is None:
+            return 0 if skipped > 0 else None
+        now = self._clock.loop.time()
+        if skipped == 0 and now - schedule.deadline(index) <= self._clock.interval:
+            return None
+        return max(0, schedule.last_due_index(now) - index)
+
+    def _take(self, still_due: int | None) -> bytes | None:
         """This tick's operator frame, or None (not playing yet, ran dry, or muted)."""
         frames = self._frames
+        if self._stale:
+            # Keep what the ticks still due right now (back to back) and the target need.
+            keep = self._target + (still_due or 0)
+            if len(frames) > keep:
+                dropped = min(self._stale, len(frames) - keep)
+                for _ in range(dropped):
+                    frames.popleft()
+                self._stale -= dropped
+                self._dropped_late += dropped
         if not self._playing:
             if not frames or len(frames) < self._target:
+                if still_due is not None:
+                    self._stale += 1  # this late tick's frame, too, will show up stale
                 return None
             self._playing = True
             self._window_ticks = 0
         elif not frames:
-            self._underruns += 1
-            self._windows_without_underrun = -1
-            self._target = min(self._target + 1, self._max_target)
             self._playing = False
+            if still_due is None:
+                self._underruns += 1
+                self._ticks_without_underrun = 0
+                self._target = min(self._target + 1, self._max_target)
+            else:
+                self._stale += 1  # the server ran late, not the browser: not jitter to learn
             return None
         self._note_depth(len(frames))
         frame = frames.popleft()
+        if self._excess:
+            frame = self._trim(frame)
         if self.muted:
             self._dropped_muted += 1
             return None
         return frame
 
+    def _trim(self, frame: bytes) -> bytes:
+        """While trimming: skip this frame for the next one if it is quiet, or if it is time."""
+        self._plan_ticks += 1
+        self._since_trim += 1
+        frames = self._frames
+        if len(frames) < self._target:
+            self._end_trim()  # the excess is gone already (overflow or stale drops)
+            return frame
+        # Quiet frames first; a loud one only when the rest of the plan's time (two windows)
+        # just has room for the drops left at the spacing.
+        left = 2 * self._trim_window - self._plan_ticks
+        due = self._excess * self._trim_spacing >= left
+        if self._since_trim >= self._trim_spacing and (due or is_quiet(frame)):
+            self._excess -= 1
+            self._since_trim = 0
+            self._dropped_trim += 1
+            if not self._excess:
+                self._end_trim()
+            return frames.popleft()
+        return frame
+
+    def _end_trim(self) -> None:
+        """The excess is gone: measure the queue afresh from here."""
+        self._excess = 0
+        self._window_ticks = 0
+
     def _note_depth(self, depth: int) -> None:
-        """Track the shallowest queue of the window; trim and relax at its end."""
+        """Track the shallowest queue of the window, plan the trim at its end; relax."""
+        self._ticks_without_underrun += 1
+        if self._ticks_without_underrun >= self._relax_windows * self._trim_window:
+            self._ticks_without_underrun = 0
+            self._target = max(1, self._target - 1)
         if self._window_ticks == 0 or depth < self._window_minimum:
             self._window_minimum = depth
         self._window_ticks += 1
         if self._window_ticks < self._trim_window:
             return
         self._window_ticks = 0
-        if self._window_minimum > self._target and len(self._frames) > 1:
-            self._frames.popleft()
-            self._dropped_trim += 1
-        self._windows_without_underrun += 1
-        if self._windows_without_underrun >= self._relax_windows:
-            self._windows_without_underrun = 0
-            self._target = max(1, self._target - 1)
+        if not self._excess:
+            # Frames above the target at the shallowest moment were never needed: drop them
+            # over the next two windows at most (a plan still running is not re-measured).
+            self._excess = max(0, self._window_minimum - self._target)
+            self._since_trim = self._trim_spacing
+            self._plan_ticks = 0
 
 
 class FrameFeed:

@@ -1,8 +1,9 @@
 """The audio WebSockets against a real uvicorn server.
 
-``/ws/calls/{id}/audio`` is driven with a tiny in-test call service (the real one, in
-dialer/telephony, does not exist yet): it records what the browser pushed and plays what the test
-queues as the far end. ``/ws/echo`` is the self-test loop.
+``/ws/calls/{id}/audio`` is driven end to end with the real call service calling the built-in
+test line (as ``dialer serve`` does without SIP accounts), and, for the socket's own rules (sizes,
+refusals, detaching), with a tiny in-test call service that records what the browser pushed and
+plays what the test queues as the far end. ``/ws/echo`` is the self-test loop.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
@@ -25,8 +27,13 @@ from websockets.typing import Origin
 from dialer.actors import Actor
 from dialer.call_control import FRAME_BYTES, CallRequest, LiveCall
 from dialer.errors import NotFound
+from sip.testline import load_prompt
+from tests.audio import push_paced
 from tests.conftest import People, Person
+from tests.dialer.test_telephony_support import sweep
+from tests.sip import peers
 from tests.web.browser import log_in_over_http, serve
+from web.bootstrap import call_service
 
 WAIT = 10.0  # hang guard only
 
@@ -130,6 +137,67 @@ async def wait_until_closed(websocket: ClientConnection) -> int:
             await receive(websocket)
     assert websocket.close_code is not None
     return websocket.close_code
+
+
+async def test_the_operator_hears_the_line_and_their_own_voice_through_the_real_service(
+    app: Starlette, people: People
+) -> None:
+    anna = people.north_operator
+    settings = app.state.settings
+    async with call_service(app, settings.core, environ={}) as service, serve(app) as base_url:
+        line = service.test_line
+        assert line is not None
+        session = await log_in_over_http(base_url, anna.login, anna.password)
+        async with httpx.AsyncClient(base_url=base_url, trust_env=False) as client:
+            placed = await client.post(
+                "/api/calls",
+                json={"number": "+7 916 555-12-34", "audio_leg": "browser"},
+                headers={"Cookie": session.cookie_header, "X-CSRF-Token": session.csrf_token},
+            )
+            assert placed.status_code == 201, placed.text
+            call_id = placed.json()["call_id"]
+            heard = bytearray()
+            async with connect(
+                f"ws{base_url.removeprefix('http')}/ws/calls/{call_id}/audio",
+                origin=Origin(base_url),
+                additional_headers={"Cookie": session.cookie_header},
+                proxy=None,
+                ping_interval=None,
+            ) as websocket:
+                assert (await receive_json(websocket))["type"] == "attached"
+
+                async def listen() -> dict[str, object]:
+                    async for message in websocket:
+                        if isinstance(message, bytes):
+                            heard.extend(message)
+                        else:
+                            return dict(json.loads(message))
+                    raise AssertionError("the socket closed without saying the call ended")
+
+                listener = asyncio.get_running_loop().create_task(listen())
+                await asyncio.sleep(line.prompt_seconds + 0.5)  # the line speaks first
+                spoken = sweep(1.5)
+                await push_paced(websocket.send, spoken, burst=2)  # then echoes our voice
+                await asyncio.sleep(1.0)
+                hung_up = await client.post(
+                    f"/api/calls/{call_id}/hangup",
+                    headers={"Cookie": session.cookie_header, "X-CSRF-Token": session.csrf_token},
+                )
+                assert hung_up.status_code == 202, hung_up.text
+                async with asyncio.timeout(WAIT):
+                    ended = await listener
+                assert await wait_until_closed(websocket) == 1000
+
+    assert ended["type"] == "ended"
+    assert ended["frames_in"] == len(spoken) // FRAME_BYTES
+    assert ended["frames_dropped"] == 0
+    heard_samples = peers.pcm_to_samples(bytes(heard))
+    prompt = peers.g711_ulaw_round_trip(peers.pcm_to_samples(load_prompt()))
+    assert peers.best_correlation(prompt, heard_samples)[0] >= 0.9
+    # Our sweep came back (after the prompt) through the pacer, RTP, the line's echo and the
+    # jitter buffer.
+    echoed = peers.g711_ulaw_round_trip(peers.g711_ulaw_round_trip(peers.pcm_to_samples(spoken)))
+    assert peers.chunked_correlation(echoed, heard_samples[prompt.size :]) >= 0.8
 
 
 async def test_without_a_call_service_the_socket_says_so(app: Starlette, people: People) -> None:
