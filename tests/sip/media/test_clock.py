@@ -3,57 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import socket
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from sip.media.clock import MediaClock, TickSchedule
-
-
-class ManualTimer:
-    def __init__(self) -> None:
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class ManualLoop:
-    """A loop whose time only moves when the test says so (asyncio's call_at/time subset)."""
-
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-        self.requested: list[float] = []
-        self._queue: list[tuple[float, int, ManualTimer, Callable[..., object], tuple[Any, ...]]]
-        self._queue = []
-        self._order = itertools.count()
-
-    def time(self) -> float:
-        return self.now
-
-    def call_at(self, when: float, callback: Callable[..., object], *args: Any) -> ManualTimer:
-        timer = ManualTimer()
-        self.requested.append(when)
-        heapq.heappush(self._queue, (when, next(self._order), timer, callback, args))
-        return timer
-
-    def pending(self) -> int:
-        return sum(1 for entry in self._queue if not entry[2].cancelled)
-
-    def run_next(self, *, lateness: float = 0.0) -> None:
-        """Jump to the next timer's deadline (plus ``lateness``) and run it."""
-        while self._queue:
-            when, _, timer, callback, args = heapq.heappop(self._queue)
-            if timer.cancelled:
-                continue
-            self.now = max(self.now, when + lateness)
-            callback(*args)
-            return
-        raise AssertionError("no timer armed")
+from tests.sip.media.conftest import ManualLoop
 
 
 def test_schedule_deadlines_are_absolute() -> None:
