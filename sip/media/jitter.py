@@ -338,8 +338,11 @@ class JitterBuffer:
         self._consecutive_late = 0
 
     # ------------------------------------------------------------------ output
-    def pull(self) -> bytes | None:
-        """The PCM frame of the next 20 ms slot, or ``None`` before the first packet."""
+    def pull(self, *, trim: bool = True) -> bytes | None:
+        """The PCM frame of the next 20 ms slot, or ``None`` before the first packet.
+
+        ``trim=False`` plays the slot even when too many frames wait (a caller catching up on
+        slots it missed drains the backlog itself, losing nothing)."""
         if self._ssrc is None:
             self.last_kind = None
             return None
@@ -347,7 +350,7 @@ class JitterBuffer:
             self._priming -= 1
             return self._silent()
         slots = self._slots
-        if len(slots) > self._backlog_limit and self._play_timestamp in slots:
+        if trim and len(slots) > self._backlog_limit and self._play_timestamp in slots:
             del slots[self._play_timestamp]
             self._play_timestamp += self.samples_per_frame
             self._statistics.skipped_frames += 1

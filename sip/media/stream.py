@@ -236,6 +236,7 @@ class AudioStream:
         self._digits_received = 0
         self._dtmf_receiving = False  # the DTMF receiver has an event in progress
         self._first_tick = clock.next_tick_index
+        self._last_played_tick = self._first_tick - 1
         # RTP timestamp of tick ``index``: (offset + index * 160) mod 2**32
         self._timestamp_offset = self._timestamp_base - self._first_tick * SAMPLES_PER_FRAME
         self._dtmf_sending = False  # mirrors ``_dtmf_sender.active``
@@ -549,7 +550,20 @@ class AudioStream:
                     # one broken consumer must not break the call's audio: it is removed
                     logger.exception("audio tap %r failed and was removed", tap)
                     self._remove_tap(tap)
-        received = self._jitter.pull()
+        # The ticks the clock skipped (a stalled loop) had their frames' playout slots too:
+        # the frames that arrived meanwhile beyond the buffer's depth are played out now in
+        # those slots, oldest first, so a stall does not leave a standing backlog (latency).
+        missed = index - self._last_played_tick - 1
+        self._last_played_tick = index
+        if missed > 0:
+            jitter = self._jitter
+            catch_up = min(missed, jitter.buffered_frames - jitter.depth_frames)
+            for behind in range(catch_up, 0, -1):
+                self._play_received(media_timestamp - behind * SAMPLES_PER_FRAME, trim=False)
+        self._play_received(media_timestamp)
+
+    def _play_received(self, media_timestamp: int, *, trim: bool = True) -> None:
+        received = self._jitter.pull(trim=trim)
         if received is not None:
             for tap in self._taps:
                 try:
