@@ -10,19 +10,24 @@ made by ``upgrade_database``:
    weekdays busier than weekends; hours 08-21 Moscow with a late-morning peak; 40 % answered
    (talk time log-normal, median ~80 s), 35 % unanswered, 25 % failed by cause; outcomes by result.
 2. The rollups are built with ``dialer.reports.rebuild_call_volume``, eight days per
-   transaction (the calls were written past the ORM, as a bulk load would be).
+   transaction (the calls were written past the ORM, as a bulk load would be), then analysed
+   (PostgreSQL: ``VACUUM ANALYZE``, what autovacuum does after bulk inserts; SQLite: ``ANALYZE``).
 3. ``--reports`` reports (default 60) through ``dialer.reports.build_daily_report``, each in its
    own session: random ranges (1, 7, 31, 92 or 365 days; mostly short), zones (Europe/Moscow or
    UTC) and viewers (admin for everyone, admin for one team, a supervisor, an operator).
-   ``live_report_p95_ms`` repeats one-day reports of the last day after changing one call of its
-   busiest hour each time (the refresh of a dirty hour included).
+   ``live_report_p95_ms`` repeats one-day reports of the last day right after changing one call
+   of its busiest hour each time (the report refreshes the dirty hour itself: the fallback).
+   ``live_report_after_refresher_p95_ms`` does the same with the background refresher of
+   ``dialer serve`` running (``dialer.reports.refresher``, every 0.1 s): the report is read once
+   the refresher has folded the change, which takes ``refresher_fold_p95_ms`` after the commit.
 4. ``--searches`` searches (default 60) through ``dialer.calls.list_calls`` with a date range +
    operator + outcome filter (the recordings library's call search without transcript text,
    which is not part of this benchmark), as an admin and as a supervisor.
 
 Prints one JSON line per database: db, calls, report_p95_ms, search_p95_ms, plus details
 (``report_p95_process_cpu_ms`` is this process's CPU time per report: on SQLite that includes the
-database work, on PostgreSQL not; it shows what the wall time would be on an idle machine).
+database work, on PostgreSQL not; it shows what the wall time would be on an idle machine;
+``load_average`` is the machine's 1-minute load before and after the measurements).
 
     .venv/bin/python -m bench.reports [--calls 10000000] [--databases sqlite,postgresql]
 """
@@ -50,14 +55,20 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from dialer.actors import Actor, Role
 from dialer.calls import CallQuery, list_calls
 from dialer.models import Call, Team, User
 from dialer.reports import DailyReportQuery, build_daily_report, rebuild_call_volume
 from dialer.reports.grid import epoch_hour
-from dialer.reports.models import CallVolumeRollup
+from dialer.reports.models import CallVolumeDirtyHour, CallVolumeRollup
+from dialer.reports.refresher import RefresherOptions, running_refresher
 from dialer.storage import create_engine, create_session_factory, upgrade_database
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://root@127.0.0.1:5432/test"
@@ -80,6 +91,9 @@ ANSWERED_WEIGHTS = (0.1, 0.15, 0.4, 0.2, 0.05, 0.1)
 # Moscow hours 08..21 are UTC 05..18; weights of those 14 hours (late-morning peak).
 HOUR_WEIGHTS = np.array([2, 5, 8, 9, 8, 6, 7, 8, 8, 7, 6, 5, 3, 2], dtype=np.float64)
 FIRST_UTC_HOUR = 5
+REFRESHER_INTERVAL_SECONDS = 0.1
+FOLD_POLL_SECONDS = 0.02
+FOLD_POLLS = 3000
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -338,6 +352,21 @@ async def build_rollups(sessions: async_sessionmaker[AsyncSession]) -> float:
     return time.perf_counter() - started
 
 
+async def settle_rollups(engine: AsyncEngine) -> float:
+    """What a running system has done long before anyone reads these rows: statistics for the
+    planner (ANALYZE) and, on PostgreSQL, the vacuum autovacuum runs after bulk inserts (it
+    would otherwise run during the measurements, and first reads would set hint bits)."""
+    started = time.perf_counter()
+    async with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(text("VACUUM ANALYZE call_volume_rollup"))
+        else:
+            await connection.execute(text("ANALYZE call_volume_rollup"))
+            await connection.commit()
+    return time.perf_counter() - started
+
+
 def random_report(generator: random.Random, staff: Staff) -> tuple[Actor, DailyReportQuery, int]:
     days = generator.choices(RANGE_DAYS, RANGE_WEIGHTS)[0]
     last = LAST_DAY - timedelta(days=generator.randrange(0, DAYS - days + 1))
@@ -386,33 +415,68 @@ async def measure_reports(
     }
 
 
+async def change_one_call(
+    sessions: async_sessionmaker[AsyncSession], start: datetime, round_number: int
+) -> None:
+    async with sessions() as session:
+        call = (
+            await session.scalars(
+                select(Call)
+                .where(Call.created_at >= start, Call.created_at < start + timedelta(hours=1))
+                .order_by(Call.id)
+                .offset(round_number)
+                .limit(1)
+            )
+        ).one()
+        call.outcome = "sale" if call.outcome != "sale" else "interested"
+        await session.commit()
+
+
+async def timed_last_day_report(sessions: async_sessionmaker[AsyncSession], staff: Staff) -> float:
+    started = time.perf_counter()
+    async with sessions() as session:
+        await build_daily_report(
+            session, staff.admin, DailyReportQuery(LAST_DAY, LAST_DAY, "Europe/Moscow")
+        )
+        await session.commit()
+    return (time.perf_counter() - started) * 1000
+
+
+async def dirty_hour_count(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        count = await session.scalar(select(func.count()).select_from(CallVolumeDirtyHour))
+        await session.commit()
+    return int(count or 0)
+
+
 async def measure_live_reports(
     sessions: async_sessionmaker[AsyncSession], staff: Staff, count: int
-) -> float:
-    """One-day reports of the last day, each after one call of it changed (dirty hour)."""
+) -> dict[str, float]:
+    """One-day reports of the last day, each after one call of it changed (dirty hour): read at
+    once (the report refreshes the hour), then with the background refresher folding it first."""
     start = datetime.combine(LAST_DAY, datetime.min.time(), UTC) + timedelta(hours=9)
-    timings: list[float] = []
+    immediate: list[float] = []
     for round_number in range(count):
-        async with sessions() as session:
-            call = (
-                await session.scalars(
-                    select(Call)
-                    .where(Call.created_at >= start, Call.created_at < start + timedelta(hours=1))
-                    .order_by(Call.id)
-                    .offset(round_number)
-                    .limit(1)
-                )
-            ).one()
-            call.outcome = "sale" if call.outcome != "sale" else "interested"
-            await session.commit()
-        started = time.perf_counter()
-        async with sessions() as session:
-            await build_daily_report(
-                session, staff.admin, DailyReportQuery(LAST_DAY, LAST_DAY, "Europe/Moscow")
-            )
-            await session.commit()
-        timings.append((time.perf_counter() - started) * 1000)
-    return round(percentile(timings, 0.95), 1)
+        await change_one_call(sessions, start, round_number)
+        immediate.append(await timed_last_day_report(sessions, staff))
+    after_refresher: list[float] = []
+    folding: list[float] = []
+    options = RefresherOptions(interval_seconds=REFRESHER_INTERVAL_SECONDS)
+    async with running_refresher(sessions, options):
+        for round_number in range(count, 2 * count):
+            await change_one_call(sessions, start, round_number)
+            changed = time.perf_counter()
+            for _poll in range(FOLD_POLLS):  # the database is polled, as another process would
+                if not await dirty_hour_count(sessions):
+                    break
+                await asyncio.sleep(FOLD_POLL_SECONDS)
+            folding.append((time.perf_counter() - changed) * 1000)
+            after_refresher.append(await timed_last_day_report(sessions, staff))
+    return {
+        "live_report_p95_ms": round(percentile(immediate, 0.95), 1),
+        "live_report_after_refresher_p95_ms": round(percentile(after_refresher, 0.95), 1),
+        "refresher_fold_p95_ms": round(percentile(folding, 0.95), 1),
+    }
 
 
 async def measure_search(
@@ -461,11 +525,14 @@ async def run_one(database: Database, arguments: argparse.Namespace) -> dict[str
             loaded = await load_postgres(database.url, chunks)
         load_seconds = time.perf_counter() - started
         rollup_seconds = await build_rollups(sessions)
+        settle_seconds = await settle_rollups(engine)
         async with sessions() as session:
             rollup_rows = await session.scalar(select(func.count()).select_from(CallVolumeRollup))
+        load_before = os.getloadavg()[0]
         reports = await measure_reports(sessions, staff, arguments.reports)
         live = await measure_live_reports(sessions, staff, arguments.live_reports)
         search = await measure_search(sessions, staff, arguments.searches)
+        load_after = os.getloadavg()[0]
     finally:
         await engine.dispose()
     return {
@@ -474,11 +541,13 @@ async def run_one(database: Database, arguments: argparse.Namespace) -> dict[str
         "report_p95_ms": reports.pop("report_p95_ms"),
         "search_p95_ms": search,
         **reports,
-        "live_report_p95_ms": live,
+        **live,
         "operators": operators,
         "rollup_rows": rollup_rows,
         "load_s": round(load_seconds, 1),
         "rollup_build_s": round(rollup_seconds, 1),
+        "rollup_analyze_s": round(settle_seconds, 1),
+        "load_average": [round(load_before, 2), round(load_after, 2)],
     }
 
 

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from dialer.audit_appender import AuditAppender
+from dialer.reports import refresher as rollup_refresher
 from dialer.storage import create_engine, create_session_factory
 from web import bootstrap, openapi
 from web.errors import ApiError, MethodNotAllowed, ResourceNotFound
@@ -124,8 +125,14 @@ def create_app(settings: WebSettings, extra_routes: Sequence[BaseRoute] = ()) ->
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             if settings.upgrade_database_on_start:
-                # ``dialer serve``: migrations, the first-start admin, the call service.
-                async with bootstrap.serving(app, settings):
+                # ``dialer serve``: migrations, the first-start admin, the call service, then
+                # the background refresher of the report rollups.
+                async with (
+                    bootstrap.serving(app, settings),
+                    rollup_refresher.running_refresher(
+                        session_factory, rollup_refresher.options_from_environment()
+                    ),
+                ):
                     yield
             else:
                 yield

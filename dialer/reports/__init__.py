@@ -8,6 +8,9 @@ Public API:
 - ``refresh_call_volume`` / ``rebuild_call_volume(session, first_hour, end_hour)``
   (``dialer.reports.rollup``), ``mark_hours_dirty(connection, hours)``
   (``dialer.reports.tracking``);
+- ``running_refresher(session_factory, RefresherOptions(...))`` (``dialer.reports.refresher``):
+  the background task of ``dialer serve`` folding changed hours into the rollups soon after the
+  change (reports stay exact without it: they refresh what they read);
 - ``default_report_timezone()`` / ``resolve_timezone(name)`` (``dialer.reports.settings``).
 
 Importing this package installs ``dialer.reports.tracking``: an ORM ``after_flush`` listener that

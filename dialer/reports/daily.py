@@ -11,6 +11,13 @@ Figures come from ``call_volume_rollup`` after refreshing the range's dirty hour
 outcome, a soft delete or a purge shows in the next report. Zones whose offset is not a whole
 number of hours (Asia/Kolkata, ...) are counted straight from the calls table (slower).
 
+Reading: the range, each local day and the hour-of-day breakdown are covered with aligned
+periods added and subtracted (``dialer.reports.grid.Coverer``: a year is about 20 periods, a
+Moscow day its UTC day plus the three hours before minus its own last three), and every row
+needed is read by one UNION ALL statement of key lookups (``_Plan``). Sums and talk-time
+histograms are then added up per breakdown line with numpy, subtracted periods with a negative
+sign (``_Grouper``).
+
 Each breakdown line carries ``Metrics``: calls, answered, answer rate, failed, talk time (total,
 average and median over answered calls whose talk time is known), ring time (total, average over
 calls that rang). The median works on whole seconds (``dialer.reports.histogram``).
@@ -21,19 +28,28 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from enum import IntEnum
 from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import ColumnElement, and_, select, union_all
+from sqlalchemy import ColumnElement, CompoundSelect, Select, literal, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.actors import Actor
 from dialer.models import Call, ContactStatus, User
 from dialer.reports import histogram
 from dialer.reports.errors import ReportRangeInvalid
-from dialer.reports.grid import SECONDS_PER_HOUR, Piece, epoch_hour, hour_start, pieces
+from dialer.reports.grid import (
+    SECONDS_PER_HOUR,
+    Coverer,
+    Piece,
+    SignedPiece,
+    epoch_hour,
+    hour_start,
+    pieces,
+)
 from dialer.reports.models import NO_OPERATOR, Dimension
 from dialer.reports.rollup import FAILED_STATES, ROLLUP_TABLE, refresh_call_volume
 from dialer.reports.scope import ReportScope, report_scope
@@ -42,9 +58,7 @@ from dialer.reports.settings import DEFAULT_REPORT_TIMEZONE, resolve_timezone
 MAX_REPORT_DAYS = 400
 HOURS_PER_DAY = 24
 # The hour-of-day breakdown reads hour rows and per-UTC-hour rows of these grains only.
-HOUR_BREAKDOWN_GRAINS = (1, 24, 192)
-# Periods of one grain this close are read with one range scan.
-RUN_GAP_PERIODS = 8
+HOUR_BREAKDOWN_GRAINS = (1, 24, 192, 1536)
 
 
 @dataclass(frozen=True)
@@ -122,24 +136,20 @@ MEASURE_COUNT = 7  # calls, answered, failed, talk_count, talk_ms, ring_count, r
 
 
 class _Grouper:
-    """Rows of one breakdown: a key, the seven measures and a talk histogram per row."""
+    """Rows of one breakdown: a key, the seven measures, a talk histogram and a sign (1, or -1
+    for a period subtracted by a cover) per row."""
 
     def __init__(self) -> None:
         self.keys: list[GroupKey] = []
         self.measures: list[Sequence[int]] = []
         self.histograms: list[bytes] = []
+        self.signs: list[int] = []
 
-    def add(self, key: GroupKey, measures: Sequence[int], blob: bytes) -> None:
+    def add(self, key: GroupKey, measures: Sequence[int], blob: bytes, sign: int = 1) -> None:
         self.keys.append(key)
         self.measures.append(measures)
         self.histograms.append(blob)
-
-    def extend(
-        self, keys: list[GroupKey], measures: list[Sequence[int]], blobs: list[bytes]
-    ) -> None:
-        self.keys.extend(keys)
-        self.measures.extend(measures)
-        self.histograms.extend(blobs)
+        self.signs.append(sign)
 
     def metrics(self) -> dict[GroupKey, Metrics]:
         index: dict[GroupKey, int] = {}
@@ -150,12 +160,13 @@ class _Grouper:
             return {}
         flat = chain.from_iterable(self.measures)
         count = len(self.measures) * MEASURE_COUNT
-        matrix = np.fromiter(flat, np.float64, count).reshape(-1, MEASURE_COUNT)
+        signs = np.array(self.signs, dtype=np.int64)
+        matrix = np.fromiter(flat, np.int64, count).reshape(-1, MEASURE_COUNT) * signs[:, None]
         sums = [
-            [round(value) for value in np.bincount(groups, matrix[:, column], len(index))]
+            np.rint(np.bincount(groups, matrix[:, column], len(index))).astype(np.int64).tolist()
             for column in range(MEASURE_COUNT)
         ]
-        medians = histogram.grouped_medians(self.histograms, groups, len(index))
+        medians = histogram.grouped_medians(self.histograms, groups, len(index), signs)
         return {
             key: Metrics(
                 calls=sums[0][group],
@@ -221,73 +232,38 @@ def _frame(query: DailyReportQuery) -> _Frame:
     return _Frame(zone, days, day_starts)
 
 
-def _constant_offset_pieces(
-    frame: _Frame, first_hour: int, end_hour: int, grains: tuple[int, ...]
-) -> list[Piece]:
-    """``pieces`` of ``grains`` split further so no piece spans a change of the zone's offset."""
-    result: list[Piece] = []
-    pending = list(reversed(pieces(first_hour, end_hour, grains)))
+def _constant_offset(frame: _Frame, signed: Iterable[SignedPiece]) -> list[SignedPiece]:
+    """``signed`` with every period spanning a change of the zone's offset cut into smaller ones
+    (of ``HOUR_BREAKDOWN_GRAINS``, with the same sign)."""
+    result: list[SignedPiece] = []
+    pending = list(signed)
     while pending:
-        piece = pending.pop()
+        piece, sign = pending.pop()
         if piece.grain > 1 and frame.offset_hours(piece.first_hour) != frame.offset_hours(
             piece.end_hour - 1
         ):
-            smaller = tuple(grain for grain in grains if grain < piece.grain)
-            pending.extend(reversed(pieces(piece.first_hour, piece.end_hour, smaller)))
+            smaller = tuple(grain for grain in HOUR_BREAKDOWN_GRAINS if grain < piece.grain)
+            pending.extend(
+                SignedPiece(part, sign)
+                for part in pieces(piece.first_hour, piece.end_hour, smaller)
+            )
         else:
-            result.append(piece)
+            result.append(SignedPiece(piece, sign))
     return result
 
 
 # Reading -----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Run:
-    """Periods ``first..last`` of one grain to read; when ``residues`` is set, only those whose
-    position within their UTC day (``period % periods_per_day``) is listed."""
+class _Target(IntEnum):
+    """The breakdown a rollup row is added to."""
 
-    grain: int
-    first: int
-    last: int
-    residues: tuple[int, ...] = ()
-
-    def condition(self) -> ColumnElement[bool]:
-        table = ROLLUP_TABLE.c
-        condition = and_(table.grain == self.grain, table.period.between(self.first, self.last))
-        if self.residues:
-            per_day = HOURS_PER_DAY // self.grain
-            condition = and_(condition, (table.period % per_day).in_(self.residues))
-        return condition
-
-
-def _period_runs(chosen: Iterable[Piece]) -> list[_Run]:
-    """Ranges covering the chosen periods; close periods of a grain share one range, and a
-    grain smaller than a day is narrowed to the positions in the day it uses (the day
-    breakdown takes the same few periods of every day)."""
-    by_grain: dict[int, list[int]] = {}
-    for piece in chosen:
-        by_grain.setdefault(piece.grain, []).append(piece.period)
-    runs: list[_Run] = []
-    for grain, periods in sorted(by_grain.items()):
-        ordered = sorted(periods)
-        bounds: list[tuple[int, int]] = []
-        first = last = ordered[0]
-        for period in ordered[1:]:
-            if period - last > RUN_GAP_PERIODS:
-                bounds.append((first, last))
-                first = period
-            last = period
-        bounds.append((first, last))
-        for first, last in bounds:
-            residues: tuple[int, ...] = ()
-            if grain < HOURS_PER_DAY and last - first >= HOURS_PER_DAY // grain:
-                per_day = HOURS_PER_DAY // grain
-                used = sorted({period % per_day for period in ordered if first <= period <= last})
-                if len(used) < per_day:
-                    residues = tuple(used)
-            runs.append(_Run(grain, first, last, residues))
-    return runs
+    TOTAL = 0
+    DAYS = 1
+    HOURS = 2
+    OPERATORS = 3
+    OUTCOMES = 4
+    CAUSES = 5
 
 
 @dataclass
@@ -299,8 +275,14 @@ class _Breakdowns:
     outcomes: _Grouper = field(default_factory=_Grouper)
     causes: _Grouper = field(default_factory=_Grouper)
 
+    def of(self, target: _Target) -> _Grouper:
+        return (self.total, self.days, self.hours, self.operators, self.outcomes, self.causes)[
+            target
+        ]
 
-# grain, period, dimension, operator_key, dimension_value, the measures, the histogram
+
+# grain, period, dimension, operator_key, dimension_value, the measures, the histogram, and
+# (read by the report statement) the part that read it
 RollupRow = tuple[Any, ...]
 ROLLUP_COLUMNS = tuple(
     ROLLUP_TABLE.c[name]
@@ -322,39 +304,128 @@ ROLLUP_COLUMNS = tuple(
 )
 MEASURES = slice(5, 5 + MEASURE_COUNT)
 HISTOGRAM = 5 + MEASURE_COUNT
+# Which part of the report's statement read a row (its last column).
+PART = HISTOGRAM + 1
+WHOLE_PERIODS_PART = 0
+OPERATORS_PART = 1
+# (grain, period, dimension) of a row -> where it goes: (breakdown, detail, sign); detail is
+# the day index (days) or the zone's offset in hours (hours).
+Wants = dict[tuple[int, int, int], list[tuple[_Target, int, int]]]
 
 
-async def _rollup_rows(
-    session: AsyncSession,
-    chosen: Iterable[Piece],
-    dimensions: Sequence[int],
-    operator_keys: Sequence[int],
-) -> list[RollupRow]:
-    """Rollup rows of the chosen periods, dimensions and operator keys.
+@dataclass
+class _Plan:
+    """What to read: rows of the scope's summed keys and where each goes, and per-operator
+    TOTAL rows of some periods (with their sign)."""
 
-    One range scan per (grain, run of periods) on the primary key (grain, dimension,
-    operator_key, period, ...) instead of a lookup per period.
-    """
-    wanted = set(chosen)
-    table = ROLLUP_TABLE.c
-    selects = [
-        select(*ROLLUP_COLUMNS).where(
-            table.dimension.in_(dimensions),
-            table.operator_key.in_(operator_keys),
-            run.condition(),
-        )
-        for run in _period_runs(wanted)
-    ]
-    if not selects:
-        return []
-    statement = selects[0] if len(selects) == 1 else union_all(*selects)
-    connection = await session.connection()
-    result = await connection.execute(statement)
-    return [row for row in result.all() if (row[0], row[1]) in wanted]
+    summed_keys: list[int]
+    summed: Wants = field(default_factory=dict)
+    operator_keys: list[int] = field(default_factory=list)
+    operator_periods: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    def want(self, piece: Piece, dimension: int, target: _Target, detail: int, sign: int) -> None:
+        key = (piece.grain, piece.period, dimension)
+        self.summed.setdefault(key, []).append((target, detail, sign))
+
+    def wanted(self, row: RollupRow) -> Iterable[tuple[_Target, int, int]]:
+        """Where a row of the summed keys goes."""
+        return self.summed.get((row[0], row[1], row[2]), ())
+
+    def statement(self) -> Select[Any] | CompoundSelect[Any] | None:
+        """One statement reading every wanted row: a UNION ALL of one lookup per grain and set
+        of dimensions (on the primary key: grain, dimension, operator_key, period, value), and
+        of the operators' rows; each row says which part read it (``PART``)."""
+        table = ROLLUP_TABLE.c
+        dimensions_of: dict[tuple[int, int], set[int]] = {}
+        for grain, period, dimension in self.summed:
+            dimensions_of.setdefault((grain, period), set()).add(dimension)
+        groups: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+        for (grain, period), dimensions in dimensions_of.items():
+            groups.setdefault((grain, tuple(sorted(dimensions))), []).append(period)
+        selects = [
+            select(*ROLLUP_COLUMNS, literal(WHOLE_PERIODS_PART).label("part")).where(
+                table.grain == grain,
+                table.dimension.in_(dimensions),
+                table.operator_key.in_(self.summed_keys),
+                _periods_condition(periods),
+            )
+            for (grain, dimensions), periods in sorted(groups.items())
+        ]
+        operator_grains: dict[int, list[int]] = {}
+        for (grain, period), sign in self.operator_periods.items():
+            if sign:
+                operator_grains.setdefault(grain, []).append(period)
+        if self.operator_keys:
+            selects.extend(
+                select(*ROLLUP_COLUMNS, literal(OPERATORS_PART).label("part")).where(
+                    table.grain == grain,
+                    table.dimension == Dimension.TOTAL,
+                    table.operator_key.in_(self.operator_keys),
+                    _periods_condition(periods),
+                )
+                for grain, periods in sorted(operator_grains.items())
+            )
+        if not selects:
+            return None
+        return selects[0] if len(selects) == 1 else union_all(*selects)
 
 
-def _feed(grouper: _Grouper, keys: list[GroupKey], rows: Sequence[RollupRow]) -> None:
-    grouper.extend(keys, [row[MEASURES] for row in rows], [row[HISTOGRAM] for row in rows])
+def _periods_condition(periods: Sequence[int]) -> ColumnElement[bool]:
+    """``period`` among ``periods``: a range when they are consecutive (read in key order),
+    else a list."""
+    column = ROLLUP_TABLE.c.period
+    first, last = min(periods), max(periods)
+    if len(periods) > 2 and last - first + 1 == len(set(periods)):
+        return column.between(first, last)
+    return column.in_(sorted(set(periods)))
+
+
+def _plan(frame: _Frame, scope: ReportScope, operator_keys: list[int]) -> _Plan:
+    first_hour, end_hour = epoch_hour(frame.start), epoch_hour(frame.end)
+    summed = scope.summed_keys()
+    plan = _Plan(summed)
+    range_cover = Coverer().cover(first_hour, end_hour)
+    fold_operators = sorted(operator_keys) == sorted(summed)
+    for piece, sign in range_cover:
+        plan.want(piece, Dimension.TOTAL, _Target.TOTAL, 0, sign)
+        plan.want(piece, Dimension.OUTCOME, _Target.OUTCOMES, 0, sign)
+        plan.want(piece, Dimension.FAILURE_CAUSE, _Target.CAUSES, 0, sign)
+        if fold_operators:
+            plan.want(piece, Dimension.TOTAL, _Target.OPERATORS, 0, sign)
+        else:
+            key = (piece.grain, piece.period)
+            plan.operator_periods[key] = plan.operator_periods.get(key, 0) + sign
+    if not fold_operators:
+        plan.operator_keys = operator_keys
+
+    # Hours of the day: hour rows, and per-UTC-hour rows of days and longer periods.
+    hour_cover = _constant_offset(frame, Coverer(HOUR_BREAKDOWN_GRAINS).cover(first_hour, end_hour))
+    for piece, sign in hour_cover:
+        dimension = Dimension.TOTAL if piece.grain == 1 else Dimension.UTC_HOUR
+        plan.want(piece, dimension, _Target.HOURS, frame.offset_hours(piece.first_hour), sign)
+
+    # Days: each local day covered on its own (a UTC day, plus and minus a few hours).
+    day_coverer = Coverer()
+    summed_wants = plan.summed
+    day_hours = [epoch_hour(moment) for moment in frame.day_starts]
+    for index in range(len(frame.days)):
+        for grain, period, sign in day_coverer.periods(day_hours[index], day_hours[index + 1]):
+            want = (grain, period, int(Dimension.TOTAL))
+            summed_wants.setdefault(want, []).append((_Target.DAYS, index, sign))
+    return plan
+
+
+def _group_key(target: _Target, detail: int, row: RollupRow) -> GroupKey:
+    if target is _Target.DAYS:
+        return detail
+    if target is _Target.HOURS:
+        hour = row[1] % HOURS_PER_DAY if row[0] == 1 else int(row[4])
+        return (hour + detail) % HOURS_PER_DAY
+    if target is _Target.OPERATORS:
+        return int(row[3])
+    if target is _Target.TOTAL:
+        return None
+    return row[4] or None
 
 
 async def _operator_keys(session: AsyncSession) -> list[int]:
@@ -369,49 +440,29 @@ async def _from_rollups(session: AsyncSession, frame: _Frame, scope: ReportScope
     breakdowns = _Breakdowns()
     if scope.empty:
         return breakdowns
-    summed = scope.summed_keys()
-    range_pieces = pieces(first_hour, end_hour)
-
-    # Totals and operators.
     operator_keys = await _operator_keys(session) if scope.everyone else list(scope.operators)
-    own = await _rollup_rows(session, range_pieces, (Dimension.TOTAL,), operator_keys)
-    _feed(breakdowns.operators, [row[3] for row in own], own)
-    counted = await _rollup_rows(session, range_pieces, (Dimension.TOTAL,), summed)
-    _feed(breakdowns.total, [None] * len(counted), counted)
-
-    # Outcomes and failure causes.
-    rows = await _rollup_rows(
-        session, range_pieces, (Dimension.OUTCOME, Dimension.FAILURE_CAUSE), summed
-    )
-    outcomes = [row for row in rows if row[2] == Dimension.OUTCOME]
-    causes = [row for row in rows if row[2] == Dimension.FAILURE_CAUSE]
-    _feed(breakdowns.outcomes, [row[4] or None for row in outcomes], outcomes)
-    _feed(breakdowns.causes, [row[4] or None for row in causes], causes)
-
-    # Hours of the day: hour rows, and per-UTC-hour rows of whole days and eight-day periods.
-    hour_pieces = _constant_offset_pieces(frame, first_hour, end_hour, HOUR_BREAKDOWN_GRAINS)
-    offsets = {piece: frame.offset_hours(piece.first_hour) for piece in hour_pieces}
-    single = [piece for piece in hour_pieces if piece.grain == 1]
-    longer = [piece for piece in hour_pieces if piece.grain > 1]
-    rows = [
-        *await _rollup_rows(session, single, (Dimension.TOTAL,), summed),
-        *await _rollup_rows(session, longer, (Dimension.UTC_HOUR,), summed),
-    ]
-    hours: list[GroupKey] = [
-        ((row[1] if row[0] == 1 else int(row[4])) + offsets[Piece(row[0], row[1])]) % HOURS_PER_DAY
-        for row in rows
-    ]
-    _feed(breakdowns.hours, hours, rows)
-
-    # Days: each local day cut into its own aligned periods.
-    day_of_piece: dict[Piece, int] = {}
-    for index in range(len(frame.days)):
-        day_first = epoch_hour(frame.day_starts[index])
-        day_end = epoch_hour(frame.day_starts[index + 1])
-        for piece in pieces(day_first, day_end):
-            day_of_piece[piece] = index
-    rows = await _rollup_rows(session, day_of_piece, (Dimension.TOTAL,), summed)
-    _feed(breakdowns.days, [day_of_piece[Piece(row[0], row[1])] for row in rows], rows)
+    plan = _plan(frame, scope, operator_keys)
+    connection = await session.connection()
+    statement = plan.statement()
+    if statement is None:
+        return breakdowns
+    if connection.dialect.name == "postgresql":
+        # A few thousand rows found by key: starting parallel workers would cost more.
+        await connection.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    result = await connection.execute(statement)
+    summed_keys = set(plan.summed_keys)
+    operator_set = set(plan.operator_keys)
+    operators = breakdowns.operators
+    for row in result.all():
+        grain, period, dimension, operator_key = row[0], row[1], row[2], row[3]
+        measures, blob = row[MEASURES], row[HISTOGRAM]
+        if row[PART] == OPERATORS_PART:
+            sign = plan.operator_periods.get((grain, period), 0)
+            if sign and operator_key in operator_set and dimension == Dimension.TOTAL:
+                operators.add(operator_key, measures, blob, sign)
+        elif operator_key in summed_keys:
+            for target, detail, sign in plan.wanted(row):
+                breakdowns.of(target).add(_group_key(target, detail, row), measures, blob, sign)
     return breakdowns
 
 

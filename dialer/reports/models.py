@@ -38,7 +38,7 @@ class Dimension(IntEnum):
     TOTAL = 0  # dimension_value ""
     OUTCOME = 1  # dimension_value: the outcome status code, "" = no outcome yet
     FAILURE_CAUSE = 2  # failed/interrupted calls only; value: end_cause, "" = unknown
-    UTC_HOUR = 3  # grains of 3 hours and more; value: the UTC hour of day "0".."23"
+    UTC_HOUR = 3  # grains of a day and more; value: the UTC hour of day "0".."23"
 
 
 class CallVolumeRollup(Base):
@@ -60,9 +60,18 @@ class CallVolumeRollup(Base):
     # dialer.reports.histogram encoding; empty for FAILURE_CAUSE rows.
     talk_histogram: Mapped[bytes] = mapped_column(LargeBinary)
 
-    # SQLite keeps the rows in primary-key order (WITHOUT ROWID): reports read key ranges.
+    # SQLite keeps the rows in primary-key order (WITHOUT ROWID). Reads name the grain, periods,
+    # dimensions, keys and sometimes values: either index checks all of them before a row is
+    # read (the second holds the primary key's columns in another order: periods first).
     __table_args__ = (
-        Index("ix_call_volume_rollup_grain_period", "grain", "period"),
+        Index(
+            "ix_call_volume_rollup_grain_period",
+            "grain",
+            "period",
+            "dimension",
+            "operator_key",
+            "dimension_value",
+        ),
         {"sqlite_with_rowid": False},
     )
 

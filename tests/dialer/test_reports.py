@@ -19,14 +19,19 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import random
+import statistics
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
-from sqlalchemy import func, insert, select
+from alembic import command
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialer.actors import Actor
@@ -37,6 +42,7 @@ from dialer.calls import (
     set_call_outcome,
     soft_delete_call,
 )
+from dialer.errors import ValidationFailed
 from dialer.models import Call, CallState, User
 from dialer.reports import (
     DailyReport,
@@ -45,14 +51,17 @@ from dialer.reports import (
     ReportFormat,
     ReportLine,
     build_daily_report,
+    histogram,
     rebuild_call_volume,
     render_report,
 )
 from dialer.reports.errors import ReportRangeInvalid
 from dialer.reports.grid import epoch_hour
 from dialer.reports.models import CallVolumeDirtyHour
-from dialer.reports.rollup import ROLLUP_TABLE
-from dialer.storage import create_engine
+from dialer.reports.refresher import RefresherOptions, refresh_pending, running_refresher
+from dialer.reports.rollup import FAILED_STATES, ROLLUP_TABLE
+from dialer.reports.settings import refresh_interval_seconds
+from dialer.storage import alembic_config, create_engine, upgrade_database
 from dialer.users import update_user
 from tests.conftest import People, Person
 from web.cli import main
@@ -594,3 +603,294 @@ async def test_an_operator_changing_team_takes_their_calls_along(
         await rebuild_call_volume(session, first - first % 192, epoch_hour(at(DAY_2, 0)) + 192)
         await session.commit()
     assert await rollup_snapshot(session_factory) == incremental
+
+
+# Months of calls against an independent count --------------------------------------------------
+
+SPREAD_FIRST = date(2026, 1, 20)
+SPREAD_DAYS = 150
+OUTCOMES = ("sale", "not_interested", "callback", "no_answer", None)
+CAUSES = ("busy", "congestion", None)
+
+
+def random_calls(generator: random.Random, operators: Sequence[int | None]) -> list[Call]:
+    """Calls over SPREAD_DAYS days at any hour: answered (some over an hour, some still
+    talking), not answered, failed; with and without an operator."""
+    made: list[Call] = []
+    for _ in range(420):
+        created = at(SPREAD_FIRST, 0) + timedelta(
+            days=generator.randrange(SPREAD_DAYS), seconds=generator.randrange(86_400)
+        )
+        kind = generator.random()
+        ring = None if generator.random() < 0.15 else round(generator.uniform(1, 40), 3)
+        call = Call(
+            phone_e164=PHONE,
+            operator_id=generator.choice(operators),
+            created_at=created,
+            updated_at=created,
+            ring_seconds=ring,
+            outcome=generator.choice(OUTCOMES),
+        )
+        if kind < 0.5:
+            call.state = CallState.ENDED.value
+            call.answered_at = created + timedelta(seconds=ring or 0)
+            # Unknown (still talking), under a second, around a minute, over an hour.
+            talk = generator.choice((None, 0.4, 2.5, 61.49, 4000.0))
+            call.talk_seconds = None if talk is None else round(talk * generator.uniform(0.5, 3), 3)
+        elif kind < 0.75:
+            call.state = CallState.ENDED.value
+            call.end_cause = "no_answer"
+        else:
+            call.state = generator.choice(FAILED_STATES)
+            call.end_cause = generator.choice(CAUSES)
+        made.append(call)
+    return made
+
+
+def expected_lines(
+    calls: Sequence[Call], zone: ZoneInfo, first: date, last: date
+) -> dict[str, dict[object, Metrics]]:
+    """The report's breakdowns counted call by call, with the report's rules."""
+    talks: dict[tuple[str, object], list[float]] = defaultdict(list)
+    sums: dict[tuple[str, object], list[float]] = defaultdict(lambda: [0.0] * 7)
+    for call in calls:
+        local = call.created_at.astimezone(zone)
+        if call.deleted_at is not None or not first <= local.date() <= last:
+            continue
+        failed = call.state in FAILED_STATES
+        answered = call.answered_at is not None
+        talk_known = answered and call.talk_seconds is not None
+        keys: list[tuple[str, object]] = [
+            ("total", None),
+            ("days", local.date()),
+            ("hours", local.hour),
+            ("operators", call.operator_id),
+            ("outcomes", call.outcome),
+        ]
+        if failed:
+            cause = sums[("causes", call.end_cause)]
+            cause[0] += 1
+            cause[2] += 1
+        for key in keys:
+            figures = sums[key]
+            figures[0] += 1
+            figures[1] += answered
+            figures[2] += failed
+            if talk_known and call.talk_seconds is not None:
+                figures[3] += 1
+                figures[4] += round(call.talk_seconds * 1000)
+                talks[key].append(histogram.bin_seconds(histogram.talk_bin(call.talk_seconds)))
+            if call.ring_seconds is not None:
+                figures[5] += 1
+                figures[6] += round(call.ring_seconds * 1000)
+    lines: dict[str, dict[object, Metrics]] = defaultdict(dict)
+    for (section, line_key), figures in sums.items():
+        lines[section][line_key] = Metrics(
+            calls=int(figures[0]),
+            answered=int(figures[1]),
+            failed=int(figures[2]),
+            talk_count=int(figures[3]),
+            talk_seconds_total=figures[4] / 1000,
+            talk_seconds_median=statistics.median(talks[(section, line_key)])
+            if talks[(section, line_key)]
+            else None,
+            ring_count=int(figures[5]),
+            ring_seconds_total=figures[6] / 1000,
+        )
+    return lines
+
+
+def report_lines(report: DailyReport) -> dict[str, dict[object, Metrics]]:
+    return {
+        "total": {None: report.total},
+        "days": {line.key: line.metrics for line in report.days if line.metrics.calls},
+        "hours": {line.key: line.metrics for line in report.hours if line.metrics.calls},
+        "operators": by_key(report.operators),
+        "outcomes": by_key(report.outcomes),
+        "causes": by_key(report.failure_causes),
+    }
+
+
+def assert_same_lines(
+    got: dict[str, dict[object, Metrics]], wanted: dict[str, dict[object, Metrics]]
+) -> None:
+    for section in ("total", "days", "hours", "operators", "outcomes", "causes"):
+        assert set(got[section]) == set(wanted.get(section, {})), section
+        for key, metrics in wanted.get(section, {}).items():
+            found = got[section][key]
+            assert (found.calls, found.answered, found.failed, found.talk_count) == (
+                metrics.calls,
+                metrics.answered,
+                metrics.failed,
+                metrics.talk_count,
+            ), (section, key)
+            assert found.talk_seconds_total == pytest.approx(metrics.talk_seconds_total)
+            assert found.talk_seconds_median == metrics.talk_seconds_median, (section, key)
+            assert found.ring_count == metrics.ring_count, (section, key)
+            assert found.ring_seconds_total == pytest.approx(metrics.ring_seconds_total)
+
+
+async def all_calls(session_factory: async_sessionmaker[AsyncSession]) -> list[Call]:
+    async with session_factory() as session:
+        return list((await session.scalars(select(Call).order_by(Call.id))).all())
+
+
+async def test_months_of_calls_in_any_zone_match_counting_the_calls(
+    session_factory: async_sessionmaker[AsyncSession], people: People
+) -> None:
+    generator = random.Random(12)
+    anna, boris, vera = (person_of(people, name).user.id for name in ("anna", "boris", "vera"))
+    async with session_factory() as session:
+        session.add_all(random_calls(generator, (anna, boris, vera, None)))
+        await session.commit()
+    last_day = SPREAD_FIRST + timedelta(days=SPREAD_DAYS - 1)
+    await report_as(session_factory, None, SPREAD_FIRST, last_day)  # rollups made
+
+    # Late changes to calls of many hours: outcomes, ends, deletions, a call moved in time.
+    async with session_factory() as session:
+        calls = list((await session.scalars(select(Call).order_by(Call.id))).all())
+        for call in generator.sample(calls, 40):
+            call.outcome = generator.choice(OUTCOMES)
+        for call in generator.sample(calls, 10):
+            call.deleted_at = call.created_at + timedelta(days=1)
+        for call in generator.sample([call for call in calls if call.answered_at], 10):
+            call.talk_seconds = round(generator.uniform(0, 5000), 2)
+        calls[0].created_at = calls[0].created_at - timedelta(days=20, hours=5)
+        await session.commit()
+
+    north = people.north_supervisor.actor
+    cases: list[tuple[Actor | None, str, date, date]] = [
+        (None, "UTC", SPREAD_FIRST, last_day),
+        (None, "Europe/Moscow", SPREAD_FIRST + timedelta(days=3), last_day - timedelta(days=2)),
+        (north, "Asia/Yekaterinburg", date(2026, 2, 10), date(2026, 4, 20)),
+        # Daylight saving time starts on 2026-03-08 in New York.
+        (None, "America/New_York", date(2026, 3, 1), date(2026, 3, 15)),
+        (people.north_operator.actor, "Asia/Tokyo", SPREAD_FIRST, last_day),
+        (None, "Pacific/Kiritimati", date(2026, 5, 30), date(2026, 5, 30)),
+    ]
+    stored = await all_calls(session_factory)
+    members = {
+        None: None,
+        north: {anna, boris},
+        people.north_operator.actor: {anna},
+    }
+    for actor, zone_name, first, last in cases:
+        report = await report_as(session_factory, actor, first, last, timezone=zone_name)
+        assert report.from_rollups
+        visible = [
+            call
+            for call in stored
+            if members[actor] is None or call.operator_id in (members[actor] or set())
+        ]
+        wanted = expected_lines(visible, ZoneInfo(zone_name), first, last)
+        wanted["operators"] = {
+            key or None: metrics for key, metrics in wanted.get("operators", {}).items()
+        }
+        assert_same_lines(report_lines(report), wanted)
+
+
+async def test_upgrading_to_64_day_periods_sums_them_from_the_stored_rollups(
+    database_url: str, session_factory: async_sessionmaker[AsyncSession], people: People
+) -> None:
+    generator = random.Random(21)
+    async with session_factory() as session:
+        session.add_all(random_calls(generator, (person_of(people, "anna").user.id, None)))
+        await session.commit()
+    last_day = SPREAD_FIRST + timedelta(days=SPREAD_DAYS - 1)
+    before = await report_as(session_factory, None, SPREAD_FIRST, last_day, timezone="Asia/Dubai")
+    rollups = await rollup_snapshot(session_factory)
+    assert {row[0] for row in rollups} == {1, 3, 6, 24, 192, 1536}
+
+    await run_migration(database_url, "downgrade", BEFORE_64_DAY_PERIODS)
+    assert {row[0] for row in await rollup_snapshot(session_factory)} == {1, 3, 6, 24, 192}
+    await upgrade_database(database_url)
+    assert await rollup_snapshot(session_factory) == rollups
+    after = await report_as(session_factory, None, SPREAD_FIRST, last_day, timezone="Asia/Dubai")
+    assert after == before
+
+
+BEFORE_64_DAY_PERIODS = "0300_contact_search_indexes"
+
+
+async def run_migration(database_url: str, direction: str, revision: str) -> None:
+    def migrate(connection: Connection) -> None:
+        config = alembic_config(database_url)
+        config.attributes["connection"] = connection
+        getattr(command, direction)(config, revision)
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(migrate)
+    finally:
+        await engine.dispose()
+
+
+async def dirty_hours(session_factory: async_sessionmaker[AsyncSession]) -> int:
+    async with session_factory() as session:
+        count = await session.scalar(select(func.count()).select_from(CallVolumeDirtyHour))
+        await session.commit()
+    return count or 0
+
+
+async def rebuilt_snapshot(
+    session_factory: async_sessionmaker[AsyncSession], first_day: date, last_day: date
+) -> list[tuple[object, ...]]:
+    async with session_factory() as session:
+        first = epoch_hour(at(first_day, 0)) - 24
+        end = epoch_hour(at(last_day, 0)) + 48
+        await rebuild_call_volume(session, first - first % 1536, end + (-end) % 1536)
+        await session.commit()
+    return await rollup_snapshot(session_factory)
+
+
+async def test_the_background_refresher_folds_late_changes_before_any_report(
+    session_factory: async_sessionmaker[AsyncSession], people: People, calls: dict[str, int]
+) -> None:
+    anna, admin = people.north_operator, people.admin.actor
+    await report_as(session_factory, None)
+    async with running_refresher(session_factory, RefresherOptions(interval_seconds=0.05)):
+        async with session_factory() as session:
+            await set_call_outcome(
+                session, anna.actor, calls["A1"], "wrong_number", now=at(DAY_2, 20)
+            )
+            await soft_delete_call(session, admin, calls["V2"], now=at(DAY_2, 20))
+            await session.commit()
+        for _ in range(600):  # a liveness wait (up to a minute on a loaded machine)
+            if await dirty_hours(session_factory) == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert await dirty_hours(session_factory) == 0
+    folded = await rollup_snapshot(session_factory)
+    assert await rebuilt_snapshot(session_factory, DAY_1, DAY_2) == folded
+    report = await report_as(session_factory, None)
+    assert by_key(report.outcomes)["wrong_number"].calls == 1
+    assert figures(report.total) == (7, 5, 1, 345.0, 60.0)
+
+
+async def test_pending_hours_are_folded_a_few_per_transaction_until_none_is_left(
+    session_factory: async_sessionmaker[AsyncSession], people: People
+) -> None:
+    generator = random.Random(30)
+    async with session_factory() as session:
+        made = random_calls(generator, (person_of(people, "boris").user.id, None))
+        session.add_all(made)
+        await session.commit()
+    hours = {epoch_hour(call.created_at) for call in made}
+    assert await dirty_hours(session_factory) == len(hours)
+    options = RefresherOptions(hours_per_transaction=7, pause_seconds=0)
+    assert await refresh_pending(session_factory, options) == len(hours)
+    assert await dirty_hours(session_factory) == 0
+    folded = await rollup_snapshot(session_factory)
+    last_day = SPREAD_FIRST + timedelta(days=SPREAD_DAYS)
+    assert await rebuilt_snapshot(session_factory, SPREAD_FIRST, last_day) == folded
+
+
+def test_the_refresh_interval_is_configured_in_seconds() -> None:
+    assert refresh_interval_seconds({}) == 1.0
+    assert refresh_interval_seconds({"DIALER_REPORT_REFRESH_SECONDS": " 0 "}) == 0.0
+    assert refresh_interval_seconds({"DIALER_REPORT_REFRESH_SECONDS": "2.5"}) == 2.5
+    for wrong in ("soon", "-1", "nan", "1e9"):
+        with pytest.raises(ValidationFailed) as refused:
+            refresh_interval_seconds({"DIALER_REPORT_REFRESH_SECONDS": wrong})
+        assert refused.value.field == "DIALER_REPORT_REFRESH_SECONDS"

@@ -6,6 +6,7 @@ anna 4, boris 2 in team north; vera 2 in team south).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from pathlib import Path
@@ -13,13 +14,17 @@ from pathlib import Path
 import openpyxl
 import pytest
 from playwright.async_api import expect
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from dialer.models import AuditEvent
+from dialer.reports.models import ALL_OPERATORS, CallVolumeDirtyHour, Dimension
+from dialer.reports.rollup import ROLLUP_TABLE
+from dialer.storage import create_engine
 from tests.conftest import People
 from tests.dialer.test_reports import PLAN, person_of, place_call
+from tests.e2e.server import first_start_credentials, signed_in, start_server, wait_for_call
 from tests.web.browser import chromium, collect_console_errors, serve, sign_in
 from tests.web.conftest import client_of
 
@@ -206,3 +211,52 @@ async def test_reports_page_draws_charts_and_tables(
         await page.click("#report-show")
         await expect(page.locator("[data-figure='calls']")).to_have_text("2")
     assert errors == []
+
+
+async def test_dialer_serve_folds_a_finished_call_into_the_rollups_before_any_report(
+    tmp_path: Path, database_url: str
+) -> None:
+    """``dialer serve`` runs the rollup refresher: a call's hour is folded in shortly after the
+    call, with no report read meanwhile (reports would refresh it themselves otherwise)."""
+    server = await start_server(
+        tmp_path / "data",
+        tmp_path / "serve.log",
+        {"DIALER_DATABASE_URL": database_url, "DIALER_REPORT_REFRESH_SECONDS": "0.2"},
+    )
+    engine = create_engine(database_url)
+    try:
+        login, password = first_start_credentials(server.console())
+        async with signed_in(server.base_url, login, password) as admin:
+            contact = (await admin.get("/api/contacts")).json()["items"][0]
+            placed = await admin.post(
+                "/api/calls", json={"contact_id": contact["id"], "audio_leg": "browser"}
+            )
+            assert placed.status_code == 201, placed.text
+            call_id = placed.json()["call_id"]
+            await wait_for_call(admin, call_id, states=("answered", "ended", "failed"))
+            await admin.post(f"/api/calls/{call_id}/hangup")
+            await wait_for_call(admin, call_id, states=("ended", "failed"))
+            folded: tuple[int, int] = (-1, -1)
+            for _ in range(600):  # a liveness wait, up to a minute on a loaded machine
+                async with engine.connect() as connection:
+                    dirty = await connection.scalar(
+                        select(func.count()).select_from(CallVolumeDirtyHour)
+                    )
+                    counted = await connection.scalar(
+                        select(func.coalesce(func.sum(ROLLUP_TABLE.c.calls), 0)).where(
+                            ROLLUP_TABLE.c.grain == 1,
+                            ROLLUP_TABLE.c.dimension == Dimension.TOTAL,
+                            ROLLUP_TABLE.c.operator_key == ALL_OPERATORS,
+                        )
+                    )
+                    await connection.commit()
+                folded = (int(dirty or 0), int(counted or 0))
+                if folded == (0, 1):
+                    break
+                await asyncio.sleep(0.1)
+            assert folded == (0, 1)
+            report = (await admin.get("/api/reports/daily", params={"timezone": "UTC"})).json()
+            assert report["total"]["calls"] == 1
+    finally:
+        await engine.dispose()
+        await server.stop()
