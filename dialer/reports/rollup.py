@@ -290,6 +290,19 @@ def _runs(periods: Iterable[int]) -> list[tuple[int, int]]:
     return runs
 
 
+def _stored_row_columns() -> tuple[Any, ...]:
+    """A stored rollup row as the readers take it: its key, its measures, its histogram."""
+    table = ROLLUP_TABLE.c
+    return (
+        table.period,
+        table.dimension,
+        table.operator_key,
+        table.dimension_value,
+        *(table[name] for name in MEASURE_NAMES),
+        table.talk_histogram,
+    )
+
+
 def read_rows(
     connection: Connection,
     grain: int,
@@ -305,14 +318,7 @@ def read_rows(
     records: list[Sequence[Any]] = []
     for start in range(0, len(runs), STATEMENT_BATCH // 2):
         chunk = runs[start : start + STATEMENT_BATCH // 2]
-        statement = select(
-            table.period,
-            table.dimension,
-            table.operator_key,
-            table.dimension_value,
-            *(table[name] for name in MEASURE_NAMES),
-            table.talk_histogram,
-        ).where(
+        statement = select(*_stored_row_columns()).where(
             table.grain == grain,
             or_(*(table.period.between(first, last) for first, last in chunk)),
             *(() if wanted_dimensions is None else (table.dimension.in_(wanted_dimensions),)),
@@ -779,14 +785,7 @@ def move_operator_rows(
     table = ROLLUP_TABLE.c
     for grain in GRAIN_HOURS:
         records = connection.execute(
-            select(
-                table.period,
-                table.dimension,
-                table.operator_key,
-                table.dimension_value,
-                *(table[name] for name in MEASURE_NAMES),
-                table.talk_histogram,
-            ).where(
+            select(*_stored_row_columns()).where(
                 table.grain == grain,
                 # Every dimension named, so the primary key finds the operator's rows.
                 table.dimension.in_([int(dimension) for dimension in Dimension]),
