@@ -28,9 +28,15 @@ frames are dropped and nothing is handed over; the stream then sends (and the re
 silence. Every tick's frame (or its absence) passes through ``mixer`` when one is set, which is
 how supervisors who barge reach the far end (:mod:`dialer.telephony.monitor_hub`).
 
-The other way, :class:`CallAudioBridge` hands the far end's frames (played out of the SIP
-stream's jitter buffer on the tick) to the socket as they come: the browser has a playout buffer
-of its own, so nothing is held here beyond what the socket has not taken yet.
+The other way, :class:`FarEndRelay` hands the far end's frames to the browser as their RTP
+packets arrive (the SIP stream's arrival listener), not out of the stream's jitter buffer on the
+tick: the browser has a playout buffer of its own, and a second one here would only add its
+depth (40 ms) and the wait for the tick (up to 20 ms) to what the operator hears. While the far
+end sends nothing (hold, silence suppression, a lost stretch) for ``quiet_ticks`` ticks, the
+relay hands over the jitter buffer's frames of each tick instead (concealment, then silence), so
+the operator's stream stays continuous and whispering supervisors are still heard.
+:class:`CallAudioBridge` queues them for the socket; nothing is held beyond what the socket has
+not taken yet.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ DEFAULT_TRIM_SPACING_TICKS = 4  # at most one frame in 4 dropped while trimming
 DEFAULT_MAX_TARGET_FRAMES = 5
 DEFAULT_RELAX_WINDOWS = 3
 DEFAULT_FAR_END_CAPACITY_FRAMES = 10
+DEFAULT_QUIET_TICKS = 3  # far end silent for 60 ms: the tick's frames go to the browser
 QUIET_PEAK = 600  # a frame whose samples all stay within +-600 (about -35 dBFS) is a pause
 
 
@@ -308,6 +315,44 @@ class OperatorFramePacer:
             self._excess = max(0, self._window_minimum - self._target)
             self._since_trim = self._trim_spacing
             self._plan_ticks = 0
+
+
+class FarEndRelay:
+    """The far end's audio on its way to the operator: frames as they arrive, the tick's when
+    none arrive (see the module docstring).
+
+    ``deliver(frame)`` takes each frame for the operator (the call service passes it through
+    the monitor hub's whisper mix to the current browser bridge).
+    """
+
+    def __init__(
+        self, deliver: Callable[[bytes], None], *, quiet_ticks: int = DEFAULT_QUIET_TICKS
+    ) -> None:
+        if quiet_ticks < 1:
+            raise ValueError("quiet_ticks must be >= 1")
+        self._deliver = deliver
+        self._quiet_ticks = quiet_ticks
+        self._arrived_since_tick = False
+        self._quiet_ticks_in_a_row = 0
+        self.frames_arrived = 0
+        self.frames_from_ticks = 0
+
+    def arrived(self, frame: bytes) -> None:
+        """A frame of a packet just read from the far end (the stream's arrival listener)."""
+        self._arrived_since_tick = True
+        self.frames_arrived += 1
+        self._deliver(frame)
+
+    def played(self, frame: bytes) -> None:
+        """The frame the stream's jitter buffer played out on this tick."""
+        if self._arrived_since_tick:
+            self._arrived_since_tick = False
+            self._quiet_ticks_in_a_row = 0
+            return
+        self._quiet_ticks_in_a_row += 1
+        if self._quiet_ticks_in_a_row > self._quiet_ticks:
+            self.frames_from_ticks += 1
+            self._deliver(frame)
 
 
 class FrameFeed:

@@ -6,7 +6,10 @@ two mix points (both are a plain pass-through while nobody monitors the call):
 - :meth:`CallMonitorHub.operator_out`: the operator's frame on its way to the far end comes back
   with the voices of the supervisors who *barge* mixed in;
 - :meth:`CallMonitorHub.far_end_in`: the far end's frame on its way to the operator's ear comes
-  back with the voices of the supervisors who *whisper* or *barge* mixed in.
+  back with the voices of the supervisors who *whisper* or *barge* mixed in (a browser leg,
+  which hands the operator the far end's frames as they arrive, uses its two halves:
+  :meth:`CallMonitorHub.note_far_end` on the tick, :meth:`CallMonitorHub.to_operator` on
+  arrival).
 
 A supervisor joins with :meth:`CallMonitorHub.join` and gets a :class:`CallMonitor`: what they
 hear is the operator as the operator spoke (before any barge voice) plus the far end plus the
@@ -269,10 +272,20 @@ class CallMonitorHub:
         return _to_frame(barge + _samples(frame))
 
     def far_end_in(self, frame: bytes) -> bytes:
-        """What the operator hears for the far end's ``frame``."""
+        """What the operator hears for the far end's ``frame`` (:meth:`note_far_end` and
+        :meth:`to_operator` in one, for a leg that hands the operator the tick's frame)."""
+        self.note_far_end(frame)
+        return self.to_operator(frame)
+
+    def note_far_end(self, frame: bytes) -> None:
+        """The far end's frame of this tick, for the supervisors to hear."""
+        if self._monitors:
+            self._far_end_frame = frame
+
+    def to_operator(self, frame: bytes) -> bytes:
+        """``frame`` of the far end with the supervisors who whisper or barge mixed in."""
         if not self._monitors:
             return frame
-        self._far_end_frame = frame
         voices = self._to_operator
         if voices is None:
             return frame

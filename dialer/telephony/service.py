@@ -68,7 +68,7 @@ from dialer.telephony.accounts import (
     load_account_choice,
     start_test_line,
 )
-from dialer.telephony.bridge import CallAudioBridge, OperatorFramePacer
+from dialer.telephony.bridge import CallAudioBridge, FarEndRelay, OperatorFramePacer
 from dialer.telephony.monitor_hub import CallMonitor, CallMonitorHub, MonitorMode
 from dialer.telephony.phone_leg import PhoneLegBridge
 from dialer.telephony.recording import CallRecording, RecordingStore
@@ -637,16 +637,22 @@ class CallService:
         # Supervisors who barge are mixed into what is sent (and so recorded on the left).
         pacer.mixer = hub.operator_out
 
+        def to_browser(frame: bytes) -> None:
+            bridge = live.bridge
+            if bridge is not None:
+                bridge.deliver_far_end(hub.to_operator(frame))  # + whispering supervisors
+
+        relay = FarEndRelay(to_browser)
+
         def tap(direction: Literal["sent", "received"], frame: bytes, timestamp: int) -> None:
             if recording is not None:
                 recording.write("left" if direction == "sent" else "right", frame, timestamp)
             if direction == "received":
-                heard = hub.far_end_in(frame)  # + supervisors who whisper or barge
-                bridge = live.bridge
-                if bridge is not None:
-                    bridge.deliver_far_end(heard)
+                hub.note_far_end(frame)
+                relay.played(frame)
 
         call.audio.add_tap(tap)
+        call.audio.add_arrival_listener(relay.arrived)
         await self._follow(live, call)
 
     async def _drive_phone_leg(self, live: _LiveCall) -> None:

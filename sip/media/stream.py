@@ -18,6 +18,15 @@ there is one per tick, concealment and silence included (a continuous timeline);
 first packet there are none. Frames replaced by a DTMF digit are tapped as silence (digits
 stay out of recordings). On hold nothing is sent and nothing is tapped as sent.
 
+Arrival listeners (``add_arrival_listener``) get the far end's audio without the jitter
+buffer's delay, for a consumer with a playout buffer of its own (the operator's browser): each
+20 ms frame of an audio packet as soon as the packet is read, in sequence order (a packet older
+than the newest one handed over, or a duplicate, is skipped; a new SSRC, confirmed by its
+second packet as in the jitter buffer, starts afresh). While a stream has arrival listeners its
+socket is read by the event loop as each datagram arrives instead of on the tick, so a packet
+is not held up to 20 ms for the next receive phase; the jitter buffer, the taps and
+``frames()`` see the same packets as before.
+
 The clock does the socket I/O of all streams in phases (see :mod:`sip.media.clock`): every
 stream queues its packet, the packets of all streams go out back to back, the datagrams that
 arrived since the previous tick are read (``MediaClock.add_reader``: the socket is read on the
@@ -63,15 +72,16 @@ from sip.media.codecs import (
     sized_decoder,
 )
 from sip.media.dtmf import DtmfDigit, DtmfReceiver, DtmfSender
-from sip.media.jitter import JitterBuffer
+from sip.media.jitter import JitterBuffer, PushOutcome
 from sip.media.ports import PortAllocator
-from sip.media.rtp import RtpPacket
+from sip.media.rtp import RtpPacket, sequence_difference
 
 logger = logging.getLogger(__name__)
 
 Direction = Literal["sent", "received"]
 TapCallback = Callable[[Direction, bytes, int], None]
 DtmfCallback = Callable[[DtmfDigit], None]
+ArrivalCallback = Callable[[bytes], None]
 Address = tuple[str, int]
 
 COMFORT_NOISE_PAYLOAD_TYPE = 13
@@ -220,6 +230,9 @@ class AudioStream:
         self._dtmf_receiver = DtmfReceiver()
         self._taps: tuple[TapCallback, ...] = ()
         self._dtmf_listeners: tuple[DtmfCallback, ...] = ()
+        self._arrival_listeners: tuple[ArrivalCallback, ...] = ()
+        # the newest packet handed to arrival listeners: (SSRC, sequence number)
+        self._arrival_newest: tuple[int, int] | None = None
         self._frames: _Mailbox[bytes] | None = None
         self._digits: _Mailbox[DtmfDigit] | None = None
         self._opened_at = loop.time()
@@ -430,6 +443,21 @@ class AudioStream:
 
         return remove
 
+    def add_arrival_listener(self, callback: ArrivalCallback) -> Callable[[], None]:
+        """Call ``callback(frame)`` per received 20 ms audio frame as its packet arrives (see
+        the module docstring); returns a remover. Quick work only, as for taps; a listener that
+        raises is logged and removed."""
+        self._check_open()
+        if not self._arrival_listeners:
+            self._clock.remove_reader(self._descriptor)
+            self._loop.add_reader(self._descriptor, self._on_arrival)
+        self._arrival_listeners = (*self._arrival_listeners, callback)
+
+        def remove() -> None:
+            self._remove_arrival_listener(callback)
+
+        return remove
+
     def frames(self) -> AsyncIterator[bytes]:
         """Async iterator of received 320-byte PCM frames, one per tick from the first packet.
 
@@ -485,7 +513,11 @@ class AudioStream:
         self._closed = True
         self._subscription.cancel()
         self._playout_subscription.cancel()
-        self._clock.remove_reader(self._descriptor)
+        if self._arrival_listeners:
+            self._arrival_listeners = ()
+            self._loop.remove_reader(self._descriptor)
+        else:
+            self._clock.remove_reader(self._descriptor)
         self._socket.close()
         if self._allocator is not None:
             self._allocator.release(self.local_port)
@@ -595,6 +627,47 @@ class AudioStream:
         self._packets_sent = count + 1
         return True
 
+    def _remove_arrival_listener(self, callback: ArrivalCallback) -> None:
+        if self._closed or callback not in self._arrival_listeners:
+            return
+        self._arrival_listeners = tuple(
+            listener for listener in self._arrival_listeners if listener is not callback
+        )
+        if not self._arrival_listeners:
+            self._loop.remove_reader(self._descriptor)
+            self._clock.add_reader(self._descriptor, self._on_readable)
+
+    def _on_arrival(self) -> None:
+        """The event loop's reader while there are arrival listeners: one datagram per call
+        (the loop calls again while the socket holds more)."""
+        self._on_readable(self._loop.time())
+
+    def _hand_over_arrival(
+        self, outcome: PushOutcome, sequence_number: int, ssrc: int, pcm: bytes
+    ) -> None:
+        """Give a packet's frames to the arrival listeners if it is the newest so far (one the
+        jitter buffer found too late for its own playout still is, for the listener's)."""
+        if outcome is not PushOutcome.ACCEPTED and outcome is not PushOutcome.LATE:
+            return
+        newest = self._arrival_newest
+        if (
+            newest is not None
+            and newest[0] == ssrc
+            and sequence_difference(sequence_number, newest[1]) <= 0
+        ):
+            return  # reordered or repeated: the listener's playout has moved past it
+        self._arrival_newest = (ssrc, sequence_number)
+        for start in range(0, len(pcm), FRAME_BYTES):
+            frame = pcm[start : start + FRAME_BYTES]
+            if len(frame) < FRAME_BYTES:
+                frame += bytes(FRAME_BYTES - len(frame))
+            for listener in self._arrival_listeners:
+                try:
+                    listener(frame)
+                except Exception:
+                    logger.exception("arrival listener %r failed and was removed", listener)
+                    self._remove_arrival_listener(listener)
+
     def _remove_tap(self, tap: TapCallback) -> None:
         self._taps = tuple(other for other in self._taps if other is not tap)
 
@@ -622,7 +695,9 @@ class AudioStream:
                 return
             self._packets_received += 1
             self._last_received_at = now
-            self._jitter.push(sequence_number, timestamp, ssrc, pcm)
+            outcome = self._jitter.push(sequence_number, timestamp, ssrc, pcm)
+            if self._arrival_listeners:
+                self._hand_over_arrival(outcome, sequence_number, ssrc, pcm)
             if self._dtmf_receiving:
                 digits = self._dtmf_receiver.audio_received(timestamp)
                 self._dtmf_receiving = self._dtmf_receiver.pending
@@ -652,10 +727,12 @@ class AudioStream:
             return
         self._packets_received += 1
         self._last_received_at = now
-        if payload_type == PCMU_PAYLOAD_TYPE:
-            self._jitter.push(sequence_number, timestamp, ssrc, _ulaw_decode(payload, 2))
-        elif payload_type == PCMA_PAYLOAD_TYPE:
-            self._jitter.push(sequence_number, timestamp, ssrc, _alaw_decode(payload, 2))
+        if payload_type in (PCMU_PAYLOAD_TYPE, PCMA_PAYLOAD_TYPE):
+            decode = _ulaw_decode if payload_type == PCMU_PAYLOAD_TYPE else _alaw_decode
+            pcm = decode(payload, 2)
+            outcome = self._jitter.push(sequence_number, timestamp, ssrc, pcm)
+            if self._arrival_listeners:
+                self._hand_over_arrival(outcome, sequence_number, ssrc, pcm)
         elif payload_type == self._telephone_event_payload:
             self._jitter.note_without_audio(sequence_number, ssrc)
             try:

@@ -479,3 +479,61 @@ def _numbered_frame(number: int) -> bytes:
     so it arrives bit-exact and can be told from every other."""
     digits = bytes([0x80 + number // 127, 0x80 + number % 127])
     return PCMU.decode(digits + bytes([0xFF]) * 158)
+
+
+def _rtp(sequence_number: int, timestamp: int, payload: bytes, ssrc: int = 0x1234) -> bytes:
+    return bytes(
+        RtpPacket(
+            payload_type=PCMU.payload_type,
+            sequence_number=sequence_number,
+            timestamp=timestamp,
+            ssrc=ssrc,
+            payload=payload,
+        )
+    )
+
+
+async def test_arrival_listeners_get_the_far_end_as_packets_arrive_without_waiting_for_a_tick(
+    udp_socket: OpenSocket,
+) -> None:
+    """The browser leg's path: with the media clock stopped (no tick ever runs), a listener
+    still gets every packet's audio as it arrives, newest only (a reordered or repeated packet
+    is skipped), a 40 ms packet as two frames, and a new SSRC once confirmed; the
+    jitter buffer gets the same packets for the tick's playout. Without listeners the socket
+    is read on the tick again."""
+    stopped = ManualLoop(now=0.0)
+    clock = MediaClock(stopped)
+    stream = await AudioStream.open(clock, "127.0.0.1", jitter_depth_frames=2)
+    far_end = await udp_socket()
+    stream.set_remote("127.0.0.1", far_end.port, PCMU.payload_type)
+    heard: list[bytes] = []
+    payloads = [bytes([0x80 + number]) * 160 for number in range(8)]
+    frames = [PCMU.decode(payload) for payload in payloads]
+    try:
+        remove = stream.add_arrival_listener(heard.append)
+        destination = ("127.0.0.1", stream.local_port)
+        far_end.send(_rtp(10, 1600, payloads[0]), destination)
+        await wait_until(lambda: len(heard) == 1)
+        far_end.send(_rtp(12, 1920, payloads[2]), destination)
+        far_end.send(_rtp(11, 1760, payloads[1]), destination)  # too late for the listener
+        far_end.send(_rtp(12, 1920, payloads[2]), destination)  # a duplicate
+        far_end.send(_rtp(13, 2080, payloads[3] + payloads[4]), destination)  # 40 ms
+        far_end.send(_rtp(500, 90000, payloads[5], ssrc=0x9999), destination)  # a new source,
+        far_end.send(_rtp(501, 90160, payloads[6], ssrc=0x9999), destination)  # confirmed
+        await wait_until(lambda: stream.statistics.packets_received == 7)
+        # (the new source's first packet waits for a second to confirm it, as in the jitter
+        # buffer: a lone stray packet never reaches the ear)
+        assert heard == [frames[0], frames[2], frames[3], frames[4], frames[6]]
+        assert stopped.pending() > 0  # the clock is armed, but no tick ran
+
+        remove()
+        before = stream.statistics.packets_received
+        far_end.send(_rtp(502, 90320, payloads[7], ssrc=0x9999), destination)
+        await asyncio.sleep(0.05)
+        assert stream.statistics.packets_received == before  # waits for the tick now
+        stopped.run_next()
+        assert stream.statistics.packets_received == before + 1
+        assert len(heard) == 5
+    finally:
+        stream.close()
+        clock.close()
