@@ -1,7 +1,13 @@
-"""Password hashing with argon2id (argon2-cffi)."""
+"""Password hashing with argon2id (argon2-cffi).
+
+A hash or a verification costs tens of milliseconds of CPU by design. Use cases running on the
+server's event loop call the ``*_in_thread`` variants: argon2 releases the GIL, so the loop keeps
+pacing every call's audio and pushing events while a login is checked.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from functools import lru_cache
 
 from argon2 import PasswordHasher, Type
@@ -49,6 +55,17 @@ def verify_password(password_hash: str, password: str, settings: Settings) -> bo
         return password_hasher(settings).verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+async def hash_password_in_thread(password: str, settings: Settings) -> str:
+    """:func:`hash_password` on a worker thread."""
+    check_password_policy(password, settings)
+    return await asyncio.to_thread(password_hasher(settings).hash, password)
+
+
+async def verify_password_in_thread(password_hash: str, password: str, settings: Settings) -> bool:
+    """:func:`verify_password` on a worker thread."""
+    return await asyncio.to_thread(verify_password, password_hash, password, settings)
 
 
 def needs_rehash(password_hash: str, settings: Settings) -> bool:

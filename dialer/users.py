@@ -11,6 +11,7 @@ caller must commit the session even when ``authenticate`` raises.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -34,10 +35,10 @@ from dialer.errors import (
 from dialer.models import Team, User, WebSession, utc_now
 from dialer.passwords import (
     dummy_hash,
-    hash_password,
+    hash_password_in_thread,
     needs_rehash,
     password_hasher,
-    verify_password,
+    verify_password_in_thread,
 )
 from dialer.settings import Settings
 from dialer.totp import (
@@ -121,7 +122,7 @@ async def create_user(
         display_name=display_name.strip() or login,
         role=role.value,
         team_id=team_id,
-        password_hash=hash_password(password, settings),
+        password_hash=await hash_password_in_thread(password, settings),
         password_changed_at=now,
         allowed_networks=parse_networks(allowed_networks),
         disabled=False,
@@ -262,7 +263,7 @@ async def reset_password(
     _require_admin(actor)
     user = await get_user(session, actor, user_id)
     now = utc_now()
-    user.password_hash = hash_password(password, settings)
+    user.password_hash = await hash_password_in_thread(password, settings)
     user.password_changed_at = now
     user.updated_at = now
     await end_user_sessions(session, user_id, now, "password_reset")
@@ -282,10 +283,10 @@ async def change_own_password(
 ) -> User:
     """A user changes their own password; AuthenticationFailed if ``current_password`` is wrong."""
     user = await get_user(session, actor, actor.user_id)
-    if not verify_password(user.password_hash, current_password, settings):
+    if not await verify_password_in_thread(user.password_hash, current_password, settings):
         raise AuthenticationFailed()
     now = utc_now()
-    user.password_hash = hash_password(new_password, settings)
+    user.password_hash = await hash_password_in_thread(new_password, settings)
     user.password_changed_at = now
     user.updated_at = now
     await append_audit_event(session, actor, "user.change_password", f"user:{user.id}", {})
@@ -355,9 +356,9 @@ async def authenticate(
         raise
     user = await find_user_by_login(session, login)
     if user is None:
-        verify_password(dummy_hash(settings), password, settings)
+        await verify_password_in_thread(dummy_hash(settings), password, settings)
         await _fail(session, settings, login, source_ip, now, None, "unknown_login")
-    elif not verify_password(user.password_hash, password, settings):
+    elif not await verify_password_in_thread(user.password_hash, password, settings):
         await _fail(session, settings, login, source_ip, now, user, "wrong_password")
     elif user.disabled:
         await _fail(session, settings, login, source_ip, now, user, "disabled")
@@ -382,7 +383,8 @@ async def authenticate(
         raise SourceNotAllowed(source_ip)
     await throttling.record_success(session, login)
     if needs_rehash(user.password_hash, settings):
-        user.password_hash = password_hasher(settings).hash(password)
+        # the password already in use: no policy check (a stricter policy applies to new ones)
+        user.password_hash = await asyncio.to_thread(password_hasher(settings).hash, password)
     user.last_login_at = now
     await append_audit_event(
         session,
