@@ -628,7 +628,9 @@ def best_correlation(
     raw = np.fft.irfft(np.fft.rfft(y, size) * np.conj(np.fft.rfft(x, size)), size)
     best = (0.0, 0)
     for index in np.argsort(np.abs(raw))[::-1][:20]:
-        lag = int(index) if index < size // 2 else int(index) - size
+        # indices below y.size are delays of ``received``; the rest (from size - x.size + 1
+        # on, never overlapping them since size >= x.size + y.size) are leads
+        lag = int(index) if index < y.size else int(index) - size
         if lag >= 0:
             length = min(x.size, y.size - lag)
             a, b = x[:length], y[lag : lag + length]
