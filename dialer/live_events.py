@@ -21,6 +21,28 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+_MESSAGE_HEAD = '{"type": "event", "sequence": '
+
+
+class SharedEncoding:
+    """The JSON of one publication minus the sequence number, shared by its whole audience.
+
+    Every user gets the same kind, payload and time under their own number, and the number
+    comes first in the message: the rest is encoded once per publication, not once per user.
+    """
+
+    __slots__ = ("tail", "tail_bytes")
+
+    def __init__(self, kind: str, payload: Mapping[str, object], published_at: datetime) -> None:
+        rest = json.dumps(
+            {"kind": kind, "payload": dict(payload), "published_at": published_at.isoformat()},
+            default=_json_default,
+            ensure_ascii=False,
+        )
+        # '{"kind": ...}' becomes ', "kind": ...}', to follow '..."sequence": N'.
+        self.tail = ", " + rest[1:]
+        self.tail_bytes = self.tail.encode()
+
 
 @dataclass(frozen=True, slots=True)
 class LiveEvent:
@@ -30,7 +52,10 @@ class LiveEvent:
     kind: str
     payload: Mapping[str, object]
     published_at: datetime
+    # The publication's shared JSON (``InProcessEventBus.publish``), when there is one.
+    shared: SharedEncoding | None = field(default=None, repr=False, compare=False)
     _message_text: str | None = field(default=None, init=False, repr=False, compare=False)
+    _message_bytes: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -49,11 +74,29 @@ class LiveEvent:
         """
         text = self._message_text
         if text is None:
-            text = json.dumps(
-                {"type": "event", **self.as_json()}, default=_json_default, ensure_ascii=False
-            )
+            if self.shared is not None:
+                text = f"{_MESSAGE_HEAD}{self.sequence}{self.shared.tail}"
+            else:
+                text = json.dumps(
+                    {"type": "event", **self.as_json()}, default=_json_default, ensure_ascii=False
+                )
             object.__setattr__(self, "_message_text", text)
         return text
+
+    @property
+    def message_bytes(self) -> bytes:
+        """``message_text`` in UTF-8, kept like it: what a socket writes, for every tab alike."""
+        encoded = self._message_bytes
+        if encoded is None:
+            if self.shared is not None and self._message_text is None:
+                encoded = b"%s%d%s" % (_MESSAGE_HEAD_BYTES, self.sequence, self.shared.tail_bytes)
+            else:
+                encoded = self.message_text.encode()
+            object.__setattr__(self, "_message_bytes", encoded)
+        return encoded
+
+
+_MESSAGE_HEAD_BYTES = _MESSAGE_HEAD.encode()
 
 
 def _json_default(value: object) -> object:
@@ -90,6 +133,15 @@ class Subscription(Protocol):
 
     async def next_events(self) -> Sequence[LiveEvent]: ...
 
+    def deliver_directly(self, writer: Callable[[LiveEvent], bool] | None) -> None:
+        """Let the bus hand new events to ``writer`` at publication, skipping the queue.
+
+        Only while the reader waits with nothing queued (so order is kept); ``writer`` returns
+        False when it cannot take the event now (the socket pushes back), and the event is then
+        queued for the reader as usual. A bus may ignore this and always queue.
+        """
+        ...
+
     def close(self) -> None: ...
 
 
@@ -121,11 +173,23 @@ class _BufferedSubscription:
         self._on_close = on_close
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
+        self._writer: Callable[[LiveEvent], bool] | None = None
+
+    def deliver_directly(self, writer: Callable[[LiveEvent], bool] | None) -> None:
+        self._writer = writer
 
     def offer(self, event: LiveEvent) -> bool:
-        """Queue an event; False when the subscriber is too far behind (it is then closed)."""
+        """Hand over or queue an event; False when the subscriber is too far behind (it is then
+        closed).
+
+        With a direct writer, an event goes straight to it while the reader is parked with an
+        empty queue: everything before it was already sent, so the order holds, and one socket
+        costs one write instead of waking a task. Otherwise it waits in the queue."""
         if self._closed:
             return False
+        writer = self._writer
+        if writer is not None and self._waiter is not None and not self._pending and writer(event):
+            return True
         if len(self._pending) >= self._limit:
             self.close()
             return False
@@ -205,9 +269,10 @@ class InProcessEventBus:
     ) -> None:
         published_at = self._clock()
         frozen_payload = dict(payload)
+        shared = SharedEncoding(kind, frozen_payload, published_at)
         for user_id in set(audience):
             stream = self._streams[user_id]
-            event = LiveEvent(stream.next_sequence, kind, frozen_payload, published_at)
+            event = LiveEvent(stream.next_sequence, kind, frozen_payload, published_at, shared)
             stream.next_sequence += 1
             stream.history.append(event)
             while len(stream.history) > self._history_per_user:

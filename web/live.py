@@ -19,8 +19,14 @@ number it saw) and then the live stream, in order and without duplicates. When t
 no longer held (or the server restarted), a ``gap`` message says so: the tab reloads what it
 shows and continues after ``resume_from``. Without ``after`` only new events are sent.
 
-Each event is encoded once per user and the same text goes to every socket (tab) of that user;
-a socket that stops reading fills its own bounded queue and is closed with 4429, without
+Each event is encoded once per user and the same text goes to every socket (tab) of that user.
+Under uvicorn's sans-I/O WebSocket protocol without compression (``dialer serve``), the bus
+writes an event's frame straight onto a socket's transport while it publishes, as long as that
+socket is idle and its transport takes more (see ``_frame_writer``): one write per socket, no
+task to wake. Otherwise (the transport pushes back, events are already queued, another server)
+events wait in the socket's bounded queue and its own task sends them. A socket that stops
+reading first fills its transport's buffer (up to the transport's high-water mark), then its
+queue (``InProcessEventBus(queue_per_subscriber=...)``), and is then closed with 4429, without
 holding up the others. Heartbeats start at a random phase per socket, and the session check
 they make is shared by the sockets of one session (see ``SessionChecks``).
 
@@ -37,6 +43,7 @@ import dataclasses
 import json
 import logging
 import random
+import struct
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +51,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from dialer.live_events import EventBus, InProcessEventBus, LiveEvent, Subscription
@@ -59,6 +67,9 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_TIMEOUT = 4408
 FELL_BEHIND = 4429
+
+SERVER_SEND_KEY = "dialer.live.server_send"
+"""Scope key of the server's own ASGI ``send`` of a WebSocket (``KeepServerSend``)."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +169,85 @@ def current_call_json(websocket: WebSocket, user_id: int) -> object:
     return None if live_call is None else dataclasses.asdict(live_call)
 
 
+class KeepServerSend:
+    """ASGI middleware: notes each WebSocket's ``send`` as the server gave it in the scope.
+
+    Starlette wraps ``send`` on the way in; the events socket needs the server's own to tell
+    whether it may write frames directly (``_frame_writer``). Added by ``routes``; the outermost
+    layer of the application's own middleware, under Starlette's error middleware, which passes
+    WebSockets through untouched.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Hands on the inner application's awaitable: no extra coroutine per HTTP request.
+        if scope["type"] == "websocket":
+            scope[SERVER_SEND_KEY] = send
+        return self.app(scope, receive, send)
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, final WebSocket text frame (RFC 6455 section 5.2), as a server sends it."""
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x81, length)
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, length)
+    return header + payload
+
+
+def _frame_writer(websocket: WebSocket) -> Callable[[bytes], bool] | None:
+    """Writes a text frame straight onto the socket's transport, if the server allows it.
+
+    Only under uvicorn's sans-I/O protocol (``ws="websockets-sansio"``, as ``dialer serve``)
+    with no extension negotiated: the frame is then the same bytes that
+    ``websockets.ServerProtocol.send_text`` would produce, and the write is what uvicorn's own
+    ``send`` does once its ``writable`` event is set. The writer returns False, writing nothing,
+    whenever uvicorn's ``send`` would wait or refuse (transport paused or closing, close sent,
+    peer gone): the event then takes the ordinary, queued path. None when not applicable.
+    """
+    try:
+        from uvicorn.protocols.websockets.websockets_sansio_impl import (
+            WebSocketsSansIOProtocol,
+        )
+    except ImportError:
+        return None
+    protocol = getattr(websocket.scope.get(SERVER_SEND_KEY), "__self__", None)
+    if not isinstance(protocol, WebSocketsSansIOProtocol):
+        return None
+    try:
+        # Everything ``write`` reads, read once here: a uvicorn that renamed any of it gets the
+        # ordinary path rather than a failing socket.
+        if protocol.conn.extensions or not protocol.handshake_complete:
+            return None
+        writable = protocol.writable
+        transport = protocol.transport
+        _ = (protocol.close_sent, protocol.disconnected, writable.is_set, transport.is_closing)
+    except AttributeError:
+        logger.warning("events socket: unknown uvicorn protocol, events take the queued path")
+        return None
+
+    def write(frame: bytes) -> bool:
+        # uvicorn closes the transport as soon as the peer's close frame or a protocol error
+        # arrives, and marks ``close_sent`` / ``disconnected`` for our close and a lost peer:
+        # together the cases where its ``send`` would refuse, and ``writable`` where it waits.
+        if (
+            protocol.close_sent
+            or protocol.disconnected
+            or not writable.is_set()
+            or transport.is_closing()
+        ):
+            return False
+        transport.write(frame)
+        return True
+
+    return write
+
+
 class _EventsConnection:
     """One accepted events socket: three loops share it until the first one finishes."""
 
@@ -174,6 +264,21 @@ class _EventsConnection:
         self.options = options
         self.unanswered_pings = 0
         self._send_lock = asyncio.Lock()
+        self._write_frame: Callable[[bytes], bool] | None = None
+
+    def start_direct_delivery(self) -> None:
+        """From now on (hello and gap sent) the bus may write events without the queue."""
+        self._write_frame = _frame_writer(self.websocket)
+        if self._write_frame is not None:
+            self.subscription.deliver_directly(self.write_directly)
+
+    def write_directly(self, event: LiveEvent) -> bool:
+        """Write ``event`` now, called by the bus while it publishes; False: queue it instead.
+
+        Not while another message is being sent (a ping waiting for the transport)."""
+        if self._write_frame is None or self._send_lock.locked():
+            return False
+        return self._write_frame(text_frame(event.message_bytes))
 
     async def send(self, message: object) -> None:
         async with self._send_lock:
@@ -302,12 +407,14 @@ async def events_socket(websocket: WebSocket) -> None:
                     "resume_from": gap.resume_from,
                 }
             )
+        connection.start_direct_delivery()
         await _first_to_finish(
             (connection.forward_events, connection.read_replies, connection.beat)
         )
     except WebSocketDisconnect:
         pass
     finally:
+        subscription.deliver_directly(None)
         subscription.close()
     await connection.close(1000, "")
 
@@ -317,4 +424,5 @@ def routes(app: Starlette) -> Sequence[BaseRoute]:
     if getattr(app.state, "event_bus", None) is None:
         app.state.event_bus = InProcessEventBus()
     app.state.live_session_checks = SessionChecks()
+    app.add_middleware(KeepServerSend)
     return [WebSocketRoute("/ws/events", events_socket, name="live_events")]

@@ -140,3 +140,69 @@ async def test_an_event_reads_as_the_json_message_a_tab_receives() -> None:
     }
     assert json.loads(first.message_text) == expected
     assert second.message_text == first.message_text
+
+
+async def test_every_user_gets_the_same_message_under_their_own_number() -> None:
+    published_at = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    bus = InProcessEventBus(clock=lambda: published_at)
+    await bus.publish([2], "call.created", {"call_id": 1})  # user 2 is one number ahead
+    operator = bus.subscribe(1, after_sequence=None)
+    supervisor = bus.subscribe(2, after_sequence=None)
+    await bus.publish([1, 2], "call.answered", {"call_id": 7, "name": "Ёлка", "at": published_at})
+    (for_operator,) = await operator.next_events()
+    (for_supervisor,) = await supervisor.next_events()
+    expected = {
+        "type": "event",
+        "kind": "call.answered",
+        "payload": {"call_id": 7, "name": "Ёлка", "at": "2026-03-01T09:30:00+00:00"},
+        "published_at": "2026-03-01T09:30:00+00:00",
+    }
+    assert json.loads(for_operator.message_text) == {**expected, "sequence": 1}
+    assert json.loads(for_supervisor.message_text) == {**expected, "sequence": 2}
+    for event in (for_operator, for_supervisor):
+        assert event.message_bytes == event.message_text.encode()
+        # Exactly what encoding the event on its own gives.
+        alone = LiveEvent(event.sequence, event.kind, event.payload, event.published_at)
+        assert alone.message_text == event.message_text
+        assert alone.message_bytes == event.message_bytes
+
+
+async def test_a_direct_writer_gets_events_in_order_and_a_refusal_falls_back_to_the_queue() -> None:
+    """A socket that takes events as they are published gets them without its reader waking;
+    when it pushes back, the events queue up, and none is lost, repeated or reordered."""
+    bus = InProcessEventBus()
+    subscription = bus.subscribe(1, after_sequence=None)
+    written: list[int] = []
+    accepting = True
+
+    def write(event: LiveEvent) -> bool:
+        if accepting:
+            written.append(event.sequence)
+        return accepting
+
+    subscription.deliver_directly(write)
+    reading = asyncio.ensure_future(subscription.next_events())
+    await asyncio.sleep(0)  # the reader waits: events may go straight to the writer
+    for number in range(3):
+        await bus.publish([1], "contact.updated", {"n": number})
+    assert written == [1, 2, 3]
+    assert not reading.done()
+
+    accepting = False  # the socket pushes back: 4 waits for the reader ...
+    await bus.publish([1], "contact.updated", {"n": 3})
+    accepting = True  # ... and 5 must not overtake it, writable or not
+    await bus.publish([1], "contact.updated", {"n": 4})
+    assert [event.sequence for event in await asyncio.wait_for(reading, 1)] == [4, 5]
+    assert written == [1, 2, 3]
+
+    # While the reader is busy (not waiting), events queue as well.
+    await bus.publish([1], "contact.updated", {"n": 5})
+    assert written == [1, 2, 3]
+    assert [event.sequence for event in await subscription.next_events()] == [6]
+
+    subscription.deliver_directly(None)
+    reading = asyncio.ensure_future(subscription.next_events())
+    await asyncio.sleep(0)
+    await bus.publish([1], "contact.updated", {"n": 6})
+    assert [event.sequence for event in await asyncio.wait_for(reading, 1)] == [7]
+    assert written == [1, 2, 3]

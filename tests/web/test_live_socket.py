@@ -8,11 +8,12 @@ import contextlib
 import json
 import secrets
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 
 import pytest
+import uvicorn
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -22,10 +23,52 @@ from dialer.live_events import InProcessEventBus
 from tests.conftest import People, Person
 from tests.web.browser import HttpSession, log_in_over_http, serve
 from tests.web.conftest import ManualClock
-from web.live import LiveSocketOptions
+from web.live import LiveSocketOptions, text_frame
 
 # Guards against a hang only; no assertion depends on how long anything takes.
 WAIT = 10.0
+
+
+Server = Callable[[Starlette], AbstractAsyncContextManager[str]]
+
+
+@asynccontextmanager
+async def serve_as_dialer_serve(app: Starlette) -> AsyncIterator[str]:
+    """``app`` under uvicorn with the WebSocket settings of ``dialer serve`` (sans-I/O protocol,
+    no compression), where the bus writes events straight onto idle sockets."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+            server_header=False,
+            ws="websockets-sansio",
+            ws_per_message_deflate=False,
+        )
+    )
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        async with asyncio.timeout(WAIT):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        listener.close()
+
+
+@pytest.fixture(params=["uvicorn defaults", "as dialer serve"])
+def server(request: pytest.FixtureRequest) -> Server:
+    """Both ways the events reach a socket: through the ASGI ``send`` of any server, and
+    written directly by the bus under ``dialer serve``'s settings."""
+    return serve if request.param == "uvicorn defaults" else serve_as_dialer_serve
 
 
 def socket_url(base_url: str, path: str) -> str:
@@ -139,11 +182,11 @@ async def test_a_page_on_another_origin_cannot_connect(app: Starlette, people: P
 
 
 async def test_events_arrive_in_order_and_only_to_their_user(
-    app: Starlette, people: People
+    app: Starlette, people: People, server: Server
 ) -> None:
     anna, boris = people.north_operator, people.north_operator_2
     async with (
-        serve(app) as base_url,
+        server(app) as base_url,
         events_socket(base_url, anna) as anna_socket,
         events_socket(base_url, boris) as boris_socket,
     ):
@@ -171,10 +214,10 @@ async def test_events_arrive_in_order_and_only_to_their_user(
 
 
 async def test_reconnecting_with_the_last_sequence_replays_exactly_what_was_missed(
-    app: Starlette, people: People
+    app: Starlette, people: People, server: Server
 ) -> None:
     anna = people.north_operator
-    async with serve(app) as base_url:
+    async with server(app) as base_url:
         async with events_socket(base_url, anna) as websocket:
             await receive(websocket)  # hello
             await publish(app, anna, 5)
@@ -282,7 +325,7 @@ async def test_every_tab_of_an_expired_session_is_closed(
 
 
 async def test_a_tab_that_stops_reading_does_not_hold_up_the_others(
-    app: Starlette, people: People
+    app: Starlette, people: People, server: Server
 ) -> None:
     """One tab stops reading (a frozen page): TCP pushes back on the server, its queue fills
     up and it is told to reconnect, while the user's other tab gets every event, in order."""
@@ -292,7 +335,7 @@ async def test_a_tab_that_stops_reading_does_not_hold_up_the_others(
     bulk = secrets.token_urlsafe(192 * 1024)
     count = 120
     async with (
-        serve(app) as base_url,
+        server(app) as base_url,
         events_socket(base_url, anna, frozen=True) as frozen_tab,
         events_socket(base_url, anna) as reading_tab,
     ):
@@ -318,3 +361,20 @@ async def test_a_tab_that_stops_reading_does_not_hold_up_the_others(
             assert (await receive(reconnected))["type"] == "hello"
             rest = await receive_events(reconnected, count - len(late_events))
         assert sequences(rest) == list(range(len(late_events) + 1, count + 1))
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 200_000])
+def test_a_directly_written_frame_reads_as_one_text_message(size: int) -> None:
+    """What the bus writes onto a socket is a text message any WebSocket client reads."""
+    from websockets.frames import Frame, Opcode
+    from websockets.protocol import Protocol, Side, State
+
+    client = Protocol(Side.CLIENT, state=State.OPEN, max_size=None)  # after the handshake
+    payload = ("é" * (size // 2) + "x" * (size % 2)).encode()  # ``size`` bytes of UTF-8
+    assert len(payload) == size
+    client.receive_data(text_frame(payload) + text_frame(b'{"type": "ping"}'))
+    frames = [item for item in client.events_received() if isinstance(item, Frame)]
+    assert [(frame.opcode, frame.fin, bytes(frame.data)) for frame in frames] == [
+        (Opcode.TEXT, True, payload),
+        (Opcode.TEXT, True, b'{"type": "ping"}'),
+    ]
