@@ -20,6 +20,15 @@ built (different sentences and pauses). In one process, with one model (loading 
    For scale, ``renoised_*``: the same comparison between the reference and itself on the same
    call with the faint line noise drawn again (no configuration change at all).
 
+The worker does not get the call as an array: it decodes the stored recording first. So the
+measured call is also written as our WAV, compressed as the recorder stores it (Ogg/Opus), and
+read back with ``read_stereo_recording``: ``decode_cpu_seconds`` is that read (this process and
+its ffmpeg children), ``file_realtime_per_core`` the whole worker path (decode + transcription),
+and ``cold_with_load_realtime_per_core`` the first call of a fresh process including the model
+load. ``load_average_1m`` is the machine's load when the run started and after the measured
+figures: on a shared 2-core machine the same work costs visibly more CPU seconds at load 4
+than at load 1, so compare figures only within one run or at similar load.
+
 Prints one JSON line.
 
     .venv/bin/python -m bench.transcribe [--seconds 60] [--beam 7 --max-active 1500]
@@ -31,6 +40,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import resource
 import subprocess
 import tempfile
@@ -42,12 +52,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from recordings.compression import compress_recording
 from recordings.model_setup import DEFAULT_BEAM, DEFAULT_MAX_ACTIVE, prepare_model
 from recordings.silence import SilenceSettings, find_speech_regions
 from recordings.transcription import (
     SpeechModel,
     TranscriptionSettings,
     Utterance,
+    read_stereo_recording,
     transcribe_stereo,
 )
 
@@ -97,6 +109,29 @@ class Call:
 def process_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def children_cpu_seconds() -> float:
+    """CPU of finished child processes (ffmpeg)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def decode_cpu(call: Call, directory: Path) -> float:
+    """CPU seconds to read the call back from its compressed recording, ffmpeg included."""
+    wav_path = directory / "call.wav"
+    with wave.open(str(wav_path), "wb") as writer:
+        writer.setnchannels(2)
+        writer.setsampwidth(2)
+        writer.setframerate(RATE)
+        writer.writeframes(call.stereo.astype("<i2").tobytes())
+    compressed = compress_recording(wav_path)
+    before = process_cpu_seconds() + children_cpu_seconds()
+    decoded = read_stereo_recording(compressed.path)
+    spent = process_cpu_seconds() + children_cpu_seconds() - before
+    if abs(len(decoded) - len(call.stereo)) > RATE // 10:
+        raise SystemExit(f"decoded {len(decoded)} frames, expected {len(call.stereo)}")
+    return spent
 
 
 def speak(text: str, directory: Path) -> npt.NDArray[np.int16]:
@@ -242,6 +277,7 @@ def main() -> None:
         silence = replace(silence, padding_seconds=arguments.padding)
     settings = TranscriptionSettings(silence=silence, parallel_channels=arguments.parallel_channels)
     figures: dict[str, Any] = {}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-transcribe-") as scratch:
         directory = Path(scratch)
         measured = build_call(arguments.seconds, directory)
@@ -259,6 +295,7 @@ def main() -> None:
         load_cpu = process_cpu_seconds() - before_load
         _, cold_cpu = timed(model, warm_up, settings)
         fast_dialogue, cpu_seconds = timed(model, measured, settings)
+        decode_seconds = decode_cpu(measured, directory)
         figures = {
             "audio_seconds": round(measured.seconds, 2),
             "speech_seconds": round(fed_seconds(measured, silence), 2),
@@ -268,6 +305,9 @@ def main() -> None:
             "cold_speech_seconds": round(fed_seconds(warm_up, silence), 2),
             "cold_cpu_seconds": round(cold_cpu, 2),
             "cold_realtime_per_core": round(warm_up.seconds / cold_cpu, 2),
+            "cold_with_load_realtime_per_core": round(warm_up.seconds / (cold_cpu + load_cpu), 2),
+            "decode_cpu_seconds": round(decode_seconds, 2),
+            "file_realtime_per_core": round(measured.seconds / (cpu_seconds + decode_seconds), 2),
             "utterances": len(fast_dialogue),
             "model_load_cpu_seconds": round(load_cpu, 2),
             "beam": arguments.beam,
@@ -276,6 +316,8 @@ def main() -> None:
             "frames_per_chunk": arguments.frames_per_chunk,
             "padding_seconds": silence.padding_seconds,
             "parallel_channels": arguments.parallel_channels,
+            # The machine is shared: CPU seconds grow with the load, so every figure carries it.
+            "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
         if not arguments.no_reference:
             reference_path = prepare_model(

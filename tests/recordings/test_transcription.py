@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,13 +12,14 @@ import numpy.typing as npt
 import pytest
 
 from recordings.compression import compress_recording
-from recordings.errors import ModelNotFoundError
+from recordings.errors import CompressionError, ModelNotFoundError, TranscriptionError
 from recordings.model_setup import prepare_model
 from recordings.transcription import (
     SpeechModel,
     TranscriptionSettings,
     Utterance,
     model_sample_rate,
+    read_stereo_recording,
     transcribe_channel,
     transcribe_recording,
     transcribe_stereo,
@@ -234,3 +237,63 @@ def test_prepared_model_defaults_are_the_recommended_batch_search(tmp_path: Path
     assert "--dither=0" in (copy / "conf" / "mfcc.conf").read_text().splitlines()
     untouched = prepare_model(packaged_model_path(), tmp_path / "u", beam=None, max_active=None)
     assert "--beam=10.0" in (untouched / "conf" / "model.conf").read_text().splitlines()
+
+
+def write_wav(path: Path, stereo: npt.NDArray[np.int16], rate: int = 8000) -> None:
+    with wave.open(str(path), "wb") as writer:
+        writer.setnchannels(stereo.shape[1])
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(stereo.astype("<i2").tobytes())
+
+
+def two_tones(seconds: float, rate: int) -> npt.NDArray[np.int16]:
+    """440 Hz on the left, silence then 1000 Hz from half-way on the right."""
+    time = np.arange(round(seconds * rate)) / rate
+    left = 8000 * np.sin(2 * np.pi * 440 * time)
+    right = np.where(time >= seconds / 2, 8000 * np.sin(2 * np.pi * 1000 * time), 0)
+    return np.stack([left, right], axis=1).astype(np.int16)
+
+
+def test_other_formats_are_read_at_8_khz_with_channels_and_timing_kept(tmp_path: Path) -> None:
+    source = tmp_path / "wide.wav"
+    write_wav(source, two_tones(4.0, 16000), rate=16000)
+    mulaw = tmp_path / "mulaw.wav"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(source),
+            "-ar",
+            "8000",
+            "-c:a",
+            "pcm_mulaw",
+            str(mulaw),
+        ],
+        check=True,
+    )
+    for path in (source, mulaw):
+        stereo = read_stereo_recording(path)
+        assert stereo.shape == (32000, 2)
+        left, right = stereo[:, 0].astype(np.float64), stereo[:, 1].astype(np.float64)
+        spectrum = np.abs(np.fft.rfft(left))
+        assert np.fft.rfftfreq(len(left), 1 / 8000)[int(np.argmax(spectrum))] == pytest.approx(440)
+        assert np.abs(right[: 16000 - 80]).max() < 300  # silent first half, not 8-bit noise
+        onset = int(np.argmax(np.abs(right) > 4000)) / 8000
+        assert onset == pytest.approx(2.0, abs=0.005)
+
+
+def test_mono_and_broken_recordings_are_refused(tmp_path: Path) -> None:
+    mono_wav = tmp_path / "mono.wav"
+    write_wav(mono_wav, two_tones(1.0, 8000)[:, :1])
+    mono_ogg = tmp_path / "mono.ogg"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(mono_wav), str(mono_ogg)], check=True)
+    for path in (mono_wav, mono_ogg):
+        with pytest.raises(TranscriptionError, match="1 channels"):
+            read_stereo_recording(path)
+    broken = tmp_path / "broken.ogg"
+    broken.write_bytes(b"not audio at all" * 20)
+    with pytest.raises(CompressionError):
+        read_stereo_recording(broken)
