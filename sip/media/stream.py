@@ -21,8 +21,9 @@ stay out of recordings). On hold nothing is sent and nothing is tapped as sent.
 Arrival listeners (``add_arrival_listener``) get the far end's audio without the jitter
 buffer's delay, for a consumer with a playout buffer of its own (the operator's browser): each
 20 ms frame of an audio packet as soon as the packet is read, in sequence order (a packet older
-than the newest one handed over, or a duplicate, is skipped; a new SSRC, confirmed by its
-second packet as in the jitter buffer, starts afresh). While a stream has arrival listeners its
+than the newest one handed over by up to 100, or a duplicate, is skipped; further back the
+sender restarted its numbering, and a new SSRC, confirmed by its second packet as in the jitter
+buffer, starts afresh). While a stream has arrival listeners its
 socket is read by the event loop as each datagram arrives instead of on the tick, so a packet
 is not held up to 20 ms for the next receive phase; the jitter buffer, the taps and
 ``frames()`` see the same packets as before.
@@ -72,7 +73,7 @@ from sip.media.codecs import (
     sized_decoder,
 )
 from sip.media.dtmf import DtmfDigit, DtmfReceiver, DtmfSender
-from sip.media.jitter import JitterBuffer, PushOutcome
+from sip.media.jitter import MAX_MISORDER, JitterBuffer, PushOutcome
 from sip.media.ports import PortAllocator
 from sip.media.rtp import RtpPacket, sequence_difference
 
@@ -447,7 +448,8 @@ class AudioStream:
         """Call ``callback(frame)`` per received 20 ms audio frame as its packet arrives (see
         the module docstring); returns a remover. Quick work only, as for taps; a listener that
         raises is logged and removed."""
-        self._check_open()
+        if self._closed:
+            return lambda: None  # nothing will arrive any more
         if not self._arrival_listeners:
             self._clock.remove_reader(self._descriptor)
             self._loop.add_reader(self._descriptor, self._on_arrival)
@@ -653,9 +655,11 @@ class AudioStream:
         if (
             newest is not None
             and newest[0] == ssrc
-            and sequence_difference(sequence_number, newest[1]) <= 0
+            and -MAX_MISORDER < sequence_difference(sequence_number, newest[1]) <= 0
         ):
-            return  # reordered or repeated: the listener's playout has moved past it
+            # reordered or repeated: the listener's playout has moved past it (a jump further
+            # back is a sender that restarted its numbering: followed from there)
+            return
         self._arrival_newest = (ssrc, sequence_number)
         for start in range(0, len(pcm), FRAME_BYTES):
             frame = pcm[start : start + FRAME_BYTES]

@@ -524,16 +524,20 @@ async def test_arrival_listeners_get_the_far_end_as_packets_arrive_without_waiti
         # (the new source's first packet waits for a second to confirm it, as in the jitter
         # buffer: a lone stray packet never reaches the ear)
         assert heard == [frames[0], frames[2], frames[3], frames[4], frames[6]]
+        # The sender restarts its numbering far back (not a reordering): followed from there.
+        far_end.send(_rtp(100, 90320, payloads[7], ssrc=0x9999), destination)
+        await wait_until(lambda: len(heard) == 6)
+        assert heard[-1] == frames[7]
         assert stopped.pending() > 0  # the clock is armed, but no tick ran
 
         remove()
         before = stream.statistics.packets_received
-        far_end.send(_rtp(502, 90320, payloads[7], ssrc=0x9999), destination)
+        far_end.send(_rtp(101, 90480, payloads[7], ssrc=0x9999), destination)
         await asyncio.sleep(0.05)
         assert stream.statistics.packets_received == before  # waits for the tick now
         stopped.run_next()
         assert stream.statistics.packets_received == before + 1
-        assert len(heard) == 5
+        assert len(heard) == 6
     finally:
         stream.close()
         clock.close()
