@@ -35,21 +35,18 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from dialer.actors import Actor
 from dialer.call_control import FRAME_BYTES, BrowserAudioBridge, CallControl
-from dialer.errors import Conflict, DialerError, NotFound, PermissionDenied
+from dialer.errors import DialerError
 from web.socket_session import (
     authenticate_socket,
     close_socket,
     pump_both_ways,
-    refuse_socket,
+    refuse_call_service_unavailable,
+    refuse_for_call_error,
 )
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 8000
-CALL_SERVICE_UNAVAILABLE = 4503
-CALL_NOT_FOUND = 4404
-CALL_REFUSED = 4403
-CALL_NOT_LIVE = 4409
 
 EchoTap = Callable[[bytes], None]
 
@@ -115,20 +112,8 @@ async def _attach(
 ) -> BrowserAudioBridge | None:
     try:
         return await call_control.attach_browser_audio(actor, call_id)
-    except NotFound:
-        await refuse_socket(
-            websocket, CALL_NOT_FOUND, "call_not_found", f"no call {call_id} for you"
-        )
-    except PermissionDenied:
-        await refuse_socket(
-            websocket, CALL_REFUSED, "call_refused", "not allowed to join this call"
-        )
-    except Conflict as error:
-        await refuse_socket(
-            websocket, CALL_NOT_LIVE, "call_not_live", str(error) or "call has ended"
-        )
     except DialerError as error:
-        await refuse_socket(websocket, CALL_NOT_LIVE, "call_failed", str(error) or "call failed")
+        await refuse_for_call_error(websocket, call_id, error)
     return None
 
 
@@ -140,12 +125,7 @@ async def call_audio_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     call_control: CallControl | None = getattr(websocket.app.state, "call_control", None)
     if call_control is None:
-        await refuse_socket(
-            websocket,
-            CALL_SERVICE_UNAVAILABLE,
-            "call_service_unavailable",
-            "the call service is not running on this server",
-        )
+        await refuse_call_service_unavailable(websocket)
         return
     bridge = await _attach(websocket, call_control, call_id, session.actor)
     if bridge is None:

@@ -35,7 +35,7 @@ from starlette.websockets import WebSocket
 
 from dialer.actors import Actor
 from dialer.call_control import FRAME_BYTES
-from dialer.errors import Conflict, DialerError, NotFound, PermissionDenied
+from dialer.errors import DialerError
 from dialer.floor.monitoring import MonitorDesk, change_monitor_mode, start_monitoring
 from dialer.telephony.monitor_hub import CallMonitor, MonitorMode, is_monitor_mode
 from web.api.floor import monitor_desk_of
@@ -44,16 +44,13 @@ from web.socket_session import (
     authenticate_socket,
     close_socket,
     pump_both_ways,
-    refuse_socket,
+    refuse_call_service_unavailable,
+    refuse_for_call_error,
 )
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 8000
-CALL_SERVICE_UNAVAILABLE = 4503
-CALL_NOT_FOUND = 4404
-CALL_REFUSED = 4403
-CALL_NOT_LIVE = 4409
 MAX_TEXT_MESSAGE = 1000
 
 
@@ -155,18 +152,8 @@ async def _join(
                 monitor.detach()
                 raise
             return monitor
-    except NotFound:
-        await refuse_socket(
-            websocket, CALL_NOT_FOUND, "call_not_found", f"no call {call_id} for you"
-        )
-    except PermissionDenied as error:
-        await refuse_socket(websocket, CALL_REFUSED, "call_refused", str(error) or "not allowed")
-    except Conflict as error:
-        await refuse_socket(
-            websocket, CALL_NOT_LIVE, "call_not_live", str(error) or "call has ended"
-        )
     except DialerError as error:
-        await refuse_socket(websocket, CALL_NOT_LIVE, "call_failed", str(error) or "call failed")
+        await refuse_for_call_error(websocket, call_id, error)
     return None
 
 
@@ -184,12 +171,7 @@ async def monitor_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     desk = monitor_desk_of(websocket.app.state)
     if desk is None:
-        await refuse_socket(
-            websocket,
-            CALL_SERVICE_UNAVAILABLE,
-            "call_service_unavailable",
-            "the call service is not running on this server",
-        )
+        await refuse_call_service_unavailable(websocket)
         return
     session_factory: async_sessionmaker[AsyncSession] = websocket.app.state.session_factory
     monitor = await _join(

@@ -29,7 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from dialer.actors import Actor
-from dialer.errors import SessionExpired, SourceNotAllowed
+from dialer.errors import (
+    Conflict,
+    DialerError,
+    NotFound,
+    PermissionDenied,
+    SessionExpired,
+    SourceNotAllowed,
+)
 from dialer.models import User, WebSession
 from dialer.sessions import hash_token, resume_session
 from web.client_address import arrived_over_https, client_address
@@ -44,6 +51,12 @@ POLICY_VIOLATION = 1008
 
 SESSION_ENDED = 4401
 """Close code of an open socket whose web session expired or ended: log in again."""
+
+# Close codes of the sockets that join a call (audio, monitoring), after an ``error`` message.
+CALL_SERVICE_UNAVAILABLE = 4503
+CALL_NOT_FOUND = 4404
+CALL_REFUSED = 4403
+CALL_NOT_LIVE = 4409
 
 
 @dataclass(frozen=True)
@@ -154,6 +167,32 @@ async def refuse_socket(websocket: WebSocket, close_code: int, code: str, messag
     """Say in words why (a JSON ``error`` message), then close with ``close_code``."""
     await websocket.send_text(json.dumps({"type": "error", "code": code, "message": message}))
     await close_socket(websocket, close_code, message[:120])
+
+
+async def refuse_call_service_unavailable(websocket: WebSocket) -> None:
+    """Refuse a socket that needs the call service on a server that does not run it."""
+    await refuse_socket(
+        websocket,
+        CALL_SERVICE_UNAVAILABLE,
+        "call_service_unavailable",
+        "the call service is not running on this server",
+    )
+
+
+async def refuse_for_call_error(websocket: WebSocket, call_id: int, error: DialerError) -> None:
+    """Refuse a socket that could not join call ``call_id``, saying why in words."""
+    if isinstance(error, NotFound):
+        await refuse_socket(
+            websocket, CALL_NOT_FOUND, "call_not_found", f"no call {call_id} for you"
+        )
+    elif isinstance(error, PermissionDenied):
+        message = str(error) or "not allowed to join this call"
+        await refuse_socket(websocket, CALL_REFUSED, "call_refused", message)
+    elif isinstance(error, Conflict):
+        message = str(error) or "call has ended"
+        await refuse_socket(websocket, CALL_NOT_LIVE, "call_not_live", message)
+    else:
+        await refuse_socket(websocket, CALL_NOT_LIVE, "call_failed", str(error) or "call failed")
 
 
 async def pump_both_ways(
