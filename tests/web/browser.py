@@ -18,6 +18,7 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -42,8 +43,10 @@ VIEWPORT = {"width": 1366, "height": 768}
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Starlette) -> AsyncIterator[str]:
-    """Run ``app`` on a free loopback port until the block ends; yields its base URL."""
+async def serve(app: Starlette, **uvicorn_settings: Any) -> AsyncIterator[str]:
+    """Run ``app`` on a free loopback port until the block ends; yields its base URL.
+
+    ``uvicorn_settings`` go to ``uvicorn.Config`` (e.g. the WebSocket protocol)."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -54,6 +57,7 @@ async def serve(app: Starlette) -> AsyncIterator[str]:
         lifespan="on",
         timeout_graceful_shutdown=2,
         server_header=False,
+        **uvicorn_settings,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[listener]))

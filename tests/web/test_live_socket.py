@@ -13,7 +13,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -32,36 +31,10 @@ WAIT = 10.0
 Server = Callable[[Starlette], AbstractAsyncContextManager[str]]
 
 
-@asynccontextmanager
-async def serve_as_dialer_serve(app: Starlette) -> AsyncIterator[str]:
+def serve_as_dialer_serve(app: Starlette) -> AbstractAsyncContextManager[str]:
     """``app`` under uvicorn with the WebSocket settings of ``dialer serve`` (sans-I/O protocol,
     no compression), where the bus writes events straight onto idle sockets."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_level="warning",
-            lifespan="on",
-            timeout_graceful_shutdown=2,
-            server_header=False,
-            ws="websockets-sansio",
-            ws_per_message_deflate=False,
-        )
-    )
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        async with asyncio.timeout(WAIT):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        listener.close()
+    return serve(app, ws="websockets-sansio", ws_per_message_deflate=False)
 
 
 @pytest.fixture(params=["uvicorn defaults", "as dialer serve"])
