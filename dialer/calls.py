@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.actors import Actor
 from dialer.audit import append_audit_event
+from dialer.calling_window import CallingWindow, check_calling_window
 from dialer.contacts import find_contacts_by_phone, get_contact
 from dialer.errors import (
     Conflict,
@@ -131,29 +132,40 @@ async def create_call(
     default_region: str = DEFAULT_REGION,
     now: datetime | None = None,
     enforce_do_not_call: bool = True,
+    calling_window: CallingWindow | None = None,
 ) -> Call:
     """Create the call row (state "created") before any signalling.
 
     ``phone`` is normalised (raw kept). Without ``contact_id`` the contact is matched by number
     (the newest the actor can see). ``operator_id`` defaults to the actor. Outbound calls to a
     number of a do-not-call contact raise DoNotCall unless ``enforce_do_not_call`` is False.
+    With ``calling_window``, an outbound call raises OutsideCallingWindow when it is outside the
+    window in the callee's time zone: the contact's, else the one of the number's range (a
+    number with neither is not checked).
     ``actor`` None = the system (e.g. an inbound call nobody answered yet).
     """
     now = now if now is not None else utc_now()
     normalised = normalise_phone(phone, default_region)
     direction = CallDirection(direction)
+    contact: Contact | None
     if contact_id is not None:
         if actor is not None:
-            await get_contact(session, actor, contact_id)
-        elif await session.get(Contact, contact_id) is None:
-            raise NotFound(f"contact {contact_id}")
+            contact = await get_contact(session, actor, contact_id)
+        else:
+            contact = await session.get(Contact, contact_id)
+            if contact is None:
+                raise NotFound(f"contact {contact_id}")
     else:
         matches = await find_contacts_by_phone(session, normalised.e164, actor)
-        contact_id = matches[0].id if matches else None
+        contact = matches[0] if matches else None
+        contact_id = contact.id if contact is not None else None
     if enforce_do_not_call and direction is CallDirection.OUTBOUND:
         blocked = await _do_not_call_contact(session, normalised.e164)
         if blocked is not None:
             raise DoNotCall(normalised.e164, blocked.id)
+    if calling_window is not None and direction is CallDirection.OUTBOUND:
+        zone = (contact.timezone if contact is not None else None) or normalised.timezone
+        check_calling_window(calling_window, zone, now, normalised.e164)
     call = Call(
         direction=direction.value,
         contact_id=contact_id,

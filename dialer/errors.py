@@ -6,7 +6,8 @@ Every use case raises only these; the web layer maps them to HTTP answers::
     ├── NotFound                  the row does not exist or is not visible to the actor
     ├── PermissionDenied          the actor's role may not do this
     │   ├── SourceNotAllowed      the source IP is outside the user's / role's allow-list
-    │   └── DoNotCall             the number belongs to a contact marked do-not-call
+    │   ├── DoNotCall             the number belongs to a contact marked do-not-call
+    │   └── OutsideCallingWindow  it is outside the calling window in the callee's time zone
     ├── ValidationFailed          bad input: .field and .problem say which and why
     ├── Conflict                  duplicate login, status in use, stale state transition
     │   └── InvalidTransition     a call state change the call's lifecycle does not allow
@@ -44,6 +45,19 @@ class SourceNotAllowed(PermissionDenied):
     def __init__(self, source_ip: str | None) -> None:
         super().__init__("access from this address is not allowed")
         self.source_ip = source_ip
+
+
+class OutsideCallingWindow(PermissionDenied):
+    """It is outside the configured calling window in the callee's local time."""
+
+    def __init__(self, e164: str, local_time: str, timezone: str, window: str) -> None:
+        super().__init__(
+            f"it is {local_time} ({timezone}) at {e164}; calls are allowed {window} local time"
+        )
+        self.e164 = e164
+        self.local_time = local_time
+        self.timezone = timezone
+        self.window = window
 
 
 class DoNotCall(PermissionDenied):

@@ -7,7 +7,12 @@ DIALER_DATA_DIR            directory of the database, secret, backups   ./data
 DIALER_DATABASE_URL        SQLAlchemy async URL                         sqlite+aiosqlite:///<data>/dialer.db
 DIALER_RECORDINGS_DIR      where call recordings are kept               <data>/recordings
 DIALER_DEFAULT_REGION      region for numbers typed without +code       RU
+DIALER_CALLING_WINDOW      hours a callee may be called, in the         (none: any time)
+                           callee's local time, e.g. 09:00-21:00
 =========================  ===========================================  ==========================
+
+With a calling window, a call to a number whose time zone is known (the contact's, else the one
+the number's range has) is refused outside those hours; see :mod:`dialer.calling_window`.
 
 The secret key (``<data_dir>/secret.key``, mode 0600) is made on first use; it derives the key
 that encrypts TOTP secrets at rest.
@@ -21,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from dialer.calling_window import CallingWindow
+
 SECRET_KEY_BYTES = 32
 
 
@@ -30,6 +37,8 @@ class Settings:
     database_url: str
     recordings_dir: Path
     default_region: str = "RU"
+    # Outbound calls only inside these hours of the callee's local time (None: any time).
+    calling_window: CallingWindow | None = None
     # Per login name: lock after this many consecutive failures, for this long.
     lockout_threshold: int = 10
     lockout_minutes: int = 15
@@ -70,7 +79,15 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         database_url=database_url,
         recordings_dir=recordings_dir.absolute(),
         default_region=environ.get("DIALER_DEFAULT_REGION", "RU").upper(),
+        calling_window=_calling_window(environ.get("DIALER_CALLING_WINDOW", "")),
     )
+
+
+def _calling_window(text: str) -> CallingWindow | None:
+    """DIALER_CALLING_WINDOW: empty for none; a bad value stops the start with its reason."""
+    if not text.strip():
+        return None
+    return CallingWindow.parse(text)
 
 
 def load_or_create_secret_key(path: Path) -> bytes:

@@ -132,6 +132,8 @@ def api_error_from_dialer(error: core.DialerError) -> ApiError:
         return Forbidden(str(error), code="source_not_allowed")
     if isinstance(error, core.DoNotCall):
         return Forbidden(str(error), code="do_not_call")
+    if isinstance(error, core.OutsideCallingWindow):
+        return Forbidden(str(error), code="outside_calling_window")
     if isinstance(error, core.PermissionDenied):
         return Forbidden(str(error) or "not allowed for this role")
     if isinstance(error, core.NotFound):

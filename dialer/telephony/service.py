@@ -323,7 +323,8 @@ class CallService:
 
     async def place_call(self, actor: Actor, request: CallRequest) -> LiveCall:
         """Start a call; ``Conflict`` when the operator already has one (never a second call),
-        ``DoNotCall`` for a do-not-call number, ``NotFound`` / ``ValidationFailed`` for a bad
+        ``DoNotCall`` for a do-not-call number, ``OutsideCallingWindow`` outside the settings'
+        calling window in the callee's time zone, ``NotFound`` / ``ValidationFailed`` for a bad
         contact, phone or number."""
         lock = self._operator_locks.setdefault(actor.user_id, asyncio.Lock())
         async with lock:
@@ -352,6 +353,7 @@ class CallService:
                     operator_id=actor.user_id,
                     account_name=calling.name,
                     default_region=self.settings.default_region,
+                    calling_window=self.settings.calling_window,
                 )
                 audience = await self._audience(session, actor.user_id, operator.team_id)
                 contact = (

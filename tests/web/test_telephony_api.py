@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
+from dialer.calling_window import CallingWindow
 from dialer.telephony import CallService
 from tests.conftest import People
 from tests.dialer.test_telephony_support import EventLog, event_log
@@ -274,3 +278,29 @@ async def test_an_account_that_cannot_register_is_a_trunk_down(
             assert error["code"] == "trunk_down"
             assert "office" in error["message"]
             assert "403" in error["message"]
+
+
+async def test_a_call_outside_the_callees_calling_hours_is_refused_in_words(
+    app: Starlette, web_settings: WebSettings, people: People
+) -> None:
+    """With DIALER_CALLING_WINDOW set, a Moscow landline is refused outside its hours there."""
+    moscow_hour = datetime.now(ZoneInfo("Europe/Moscow")).hour
+    closed_now = CallingWindow.parse(
+        f"{(moscow_hour + 2) % 24:02d}:00-{(moscow_hour + 3) % 24:02d}:00"
+    )
+    settings = dataclasses.replace(web_settings.core, calling_window=closed_now)
+    async with (
+        call_service(app, settings, environ={}),
+        client_of(app, people.north_operator) as operator,
+    ):
+        office = await _contact(operator, "Moscow Office", "+7 495 123-45-67")
+        refused = await operator.post(
+            "/api/calls", json={"contact_id": office, "audio_leg": "browser"}
+        )
+        assert refused.status_code == 403, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "outside_calling_window"
+        assert "Europe/Moscow" in error["message"]
+        assert str(closed_now) in error["message"]
+        history = await operator.get("/api/calls", params={"contact_id": office})
+        assert history.json()["items"] == []

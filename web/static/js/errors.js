@@ -31,6 +31,9 @@ export function callErrorText(error) {
   const code = error.code || "";
   if (error.status === 0) return t("error.network");
   if (code === "do_not_call") return t("error.do_not_call");
+  if (code === "outside_calling_window") {
+    return t("error.outside_calling_window", { detail: error.message || "" });
+  }
   if (code === "trunk_down") return t("error.trunk_down");
   if (code === "call_service_unavailable") return t("error.calling_not_available");
   if (error.status === 503) return t("error.trunk_down");
