@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.actors import Actor
 from dialer.audit import append_audit_event
-from dialer.calling_window import CallingWindow, check_calling_window
+from dialer.calling_window import CallingHours, check_calling_window
 from dialer.contacts import find_contacts_by_phone, get_contact
 from dialer.errors import (
     Conflict,
@@ -132,7 +132,7 @@ async def create_call(
     default_region: str = DEFAULT_REGION,
     now: datetime | None = None,
     enforce_do_not_call: bool = True,
-    calling_window: CallingWindow | None = None,
+    calling_window: CallingHours | None = None,
 ) -> Call:
     """Create the call row (state "created") before any signalling.
 

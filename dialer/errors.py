@@ -52,7 +52,7 @@ class OutsideCallingWindow(PermissionDenied):
 
     def __init__(self, e164: str, local_time: str, timezone: str, window: str) -> None:
         super().__init__(
-            f"it is {local_time} ({timezone}) at {e164}; calls are allowed {window} local time"
+            f"it is {local_time} ({timezone}) at {e164}; calling hours that day: {window}"
         )
         self.e164 = e164
         self.local_time = local_time

@@ -8,7 +8,8 @@ DIALER_DATABASE_URL        SQLAlchemy async URL                         sqlite+a
 DIALER_RECORDINGS_DIR      where call recordings are kept               <data>/recordings
 DIALER_DEFAULT_REGION      region for numbers typed without +code       RU
 DIALER_CALLING_WINDOW      hours a callee may be called, in the         (none: any time)
-                           callee's local time, e.g. 09:00-21:00
+                           callee's local time, e.g. 09:00-21:00 or
+                           mon-fri 08:00-22:00; sat-sun 09:00-20:00
 =========================  ===========================================  ==========================
 
 With a calling window, a call to a number whose time zone is known (the contact's, else the one
@@ -26,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dialer.calling_window import CallingWindow
+from dialer.calling_window import CallingHours
 
 SECRET_KEY_BYTES = 32
 
@@ -38,7 +39,7 @@ class Settings:
     recordings_dir: Path
     default_region: str = "RU"
     # Outbound calls only inside these hours of the callee's local time (None: any time).
-    calling_window: CallingWindow | None = None
+    calling_window: CallingHours | None = None
     # Per login name: lock after this many consecutive failures, for this long.
     lockout_threshold: int = 10
     lockout_minutes: int = 15
@@ -83,11 +84,11 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     )
 
 
-def _calling_window(text: str) -> CallingWindow | None:
+def _calling_window(text: str) -> CallingHours | None:
     """DIALER_CALLING_WINDOW: empty for none; a bad value stops the start with its reason."""
     if not text.strip():
         return None
-    return CallingWindow.parse(text)
+    return CallingHours.parse(text)
 
 
 def load_or_create_secret_key(path: Path) -> bytes:
