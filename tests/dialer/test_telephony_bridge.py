@@ -9,12 +9,9 @@ things have settled, and which audio was left out.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
@@ -22,46 +19,12 @@ from dialer.telephony.bridge import OperatorFramePacer
 from sip.media.clock import MediaClock
 from sip.media.codecs import PCMU
 from sip.media.stream import AudioStream
+from tests.sip.media.conftest import ManualLoop
 
 TICK = 0.020
 PHASE = 0.005  # the browser's frames arrive 5 ms after the server's ticks
 LOUD_CODES = bytes(range(0x80, 0xA0))  # mu-law codes of loud samples (8000 to 32000)
 QUIET_CODES = bytes(range(0xE0, 0xF0))  # mu-law codes of faint samples (130 to 370)
-
-
-class ManualTimer:
-    def __init__(self) -> None:
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class ManualLoop:
-    """asyncio's ``time``/``call_at`` with a time that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self._queue: list[tuple[float, int, ManualTimer, Callable[..., object], Any]] = []
-        self._order = itertools.count()
-
-    def time(self) -> float:
-        return self.now
-
-    def call_at(self, when: float, callback: Callable[..., object], *args: Any) -> ManualTimer:
-        timer = ManualTimer()
-        heapq.heappush(self._queue, (when, next(self._order), timer, callback, args))
-        return timer
-
-    def run_one_due(self) -> bool:
-        """Run the earliest timer if it is due (one per loop iteration, as asyncio does)."""
-        while self._queue and self._queue[0][2].cancelled:
-            heapq.heappop(self._queue)
-        if not self._queue or self._queue[0][0] > self.now:
-            return False
-        _when, _order, _timer, callback, args = heapq.heappop(self._queue)
-        callback(*args)
-        return True
 
 
 @dataclass
@@ -90,7 +53,7 @@ class Line:
         """Move time to ``moment``: ticks and the browser's frames in the order they happen."""
         while True:
             due_arrival = arrivals[0][0] if arrivals else float("inf")
-            next_timer = self._next_timer()
+            next_timer = self.loop.next_deadline()
             step = min(due_arrival, next_timer)
             if step > moment:
                 break
@@ -108,11 +71,6 @@ class Line:
             self._read_far_end()
             while arrivals and arrivals[0][0] <= self.loop.now:
                 self.pacer.push(arrivals.pop(0)[1])
-
-    def _next_timer(self) -> float:
-        queue = self.loop._queue
-        live = [entry[0] for entry in queue if not entry[2].cancelled]
-        return min(live) if live else float("inf")
 
     def _read_far_end(self) -> None:
         while True:
@@ -134,7 +92,7 @@ class Line:
 
 @pytest.fixture
 async def line() -> AsyncIterator[Line]:
-    loop = ManualLoop()
+    loop = ManualLoop(now=1000.0)
     clock = MediaClock(loop)
     pacer = OperatorFramePacer(clock)  # before the stream: its frame leaves on the same tick
     stream = await AudioStream.open(clock, "127.0.0.1")

@@ -55,6 +55,22 @@ class ManualLoop:
                 break
             self.run_next()
 
+    def next_deadline(self) -> float:
+        """When the earliest live timer is due (infinity when none is armed)."""
+        live = [entry[0] for entry in self._queue if not entry[2].cancelled]
+        return min(live) if live else math.inf
+
+    def run_one_due(self) -> bool:
+        """Run the earliest timer if it is due by ``now`` (one per loop iteration, as asyncio
+        does); False when none is."""
+        while self._queue and self._queue[0][2].cancelled:
+            heapq.heappop(self._queue)
+        if not self._queue or self._queue[0][0] > self.now:
+            return False
+        _when, _order, _timer, callback, args = heapq.heappop(self._queue)
+        callback(*args)
+        return True
+
     def run_next(self, *, lateness: float = 0.0) -> None:
         """Jump to the next timer's deadline (plus ``lateness``) and run it."""
         while self._queue:
