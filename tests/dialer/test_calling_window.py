@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.calling_window import CallingHours, CallingWindow
 from dialer.calls import create_call
 from dialer.contacts import ContactInput, PhoneInput, create_contact
 from dialer.errors import OutsideCallingWindow, ValidationFailed
+from dialer.models import Call
 from dialer.settings import load_settings
 from tests.conftest import People
 
@@ -123,6 +125,7 @@ async def test_a_call_outside_the_callees_hours_is_refused_and_leaves_no_call(
             session, anna.actor, "+73832123456", calling_window=NINE_TO_NINE, now=EVENING_UTC
         )
     assert refused.value.local_time == "Fri 02:30"
+    assert await session.scalar(select(func.count()).select_from(Call)) == 0
 
     placed = await create_call(
         session,
