@@ -51,7 +51,12 @@ from dialer.reports.grid import (
     pieces,
 )
 from dialer.reports.models import NO_OPERATOR, Dimension
-from dialer.reports.rollup import FAILED_STATES, ROLLUP_TABLE, refresh_call_volume
+from dialer.reports.rollup import (
+    CALL_MEASURE_COLUMNS,
+    FAILED_STATES,
+    ROLLUP_TABLE,
+    refresh_call_volume,
+)
 from dialer.reports.scope import ReportScope, report_scope
 from dialer.reports.settings import DEFAULT_REPORT_TIMEZONE, resolve_timezone
 
@@ -471,16 +476,9 @@ async def _from_calls(session: AsyncSession, frame: _Frame, scope: ReportScope) 
     breakdowns = _Breakdowns()
     if scope.empty:
         return breakdowns
-    statement = select(
-        Call.created_at,
-        Call.operator_id,
-        Call.state,
-        Call.answered_at.is_not(None),
-        Call.talk_seconds,
-        Call.ring_seconds,
-        Call.end_cause,
-        Call.outcome,
-    ).where(Call.created_at >= frame.start, Call.created_at < frame.end, Call.deleted_at.is_(None))
+    statement = select(Call.created_at, *CALL_MEASURE_COLUMNS).where(
+        Call.created_at >= frame.start, Call.created_at < frame.end, Call.deleted_at.is_(None)
+    )
     if not scope.everyone:
         statement = statement.where(Call.operator_id.in_(scope.operators))
     day_index = {day: index for index, day in enumerate(frame.days)}

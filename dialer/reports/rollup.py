@@ -81,6 +81,18 @@ MEASURE_NAMES = (
     "ring_milliseconds",
 )
 MEASURE_COUNT = len(MEASURE_NAMES)
+# What a call contributes to the measures, read after its time by the rollup refresh and by the
+# call-by-call report (``dialer.reports.daily``), in this order: operator, state, answered,
+# talk seconds, ring seconds, end cause, outcome.
+CALL_MEASURE_COLUMNS = (
+    Call.operator_id,
+    Call.state,
+    Call.answered_at.is_not(None),
+    Call.talk_seconds,
+    Call.ring_seconds,
+    Call.end_cause,
+    Call.outcome,
+)
 # Per-UTC-hour rows (Dimension.UTC_HOUR) exist for days and longer periods.
 SMALLEST_DIMENSION_3_GRAIN = 24
 HOURS_PER_DAY = 24
@@ -457,16 +469,7 @@ def _fetch_calls(
     causes: list[IntArray] = []
     nan = float("nan")
     for first, end in runs:
-        statement = select(
-            hour_column,
-            Call.operator_id,
-            Call.state,
-            Call.answered_at.is_not(None),
-            Call.talk_seconds,
-            Call.ring_seconds,
-            Call.end_cause,
-            Call.outcome,
-        ).where(
+        statement = select(hour_column, *CALL_MEASURE_COLUMNS).where(
             Call.created_at >= hour_start(first),
             Call.created_at < hour_start(end),
             Call.deleted_at.is_(None),
