@@ -139,9 +139,7 @@ def check_calling_window(
     local = now.astimezone(zone)
     if not hours.allows(local):
         day = local.weekday()
+        window = hours.days[day]
         raise OutsideCallingWindow(
-            e164,
-            f"{DAY_NAMES[day].capitalize()} {local:%H:%M}",
-            timezone_name,
-            hours.describe(day),
+            e164, timezone_name, day, f"{local:%H:%M}", None if window is None else str(window)
         )

@@ -47,17 +47,27 @@ class SourceNotAllowed(PermissionDenied):
         self.source_ip = source_ip
 
 
+_WEEKDAY_ABBREVIATIONS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
 class OutsideCallingWindow(PermissionDenied):
     """It is outside the configured calling window in the callee's local time."""
 
-    def __init__(self, e164: str, local_time: str, timezone: str, window: str) -> None:
-        super().__init__(
-            f"it is {local_time} ({timezone}) at {e164}; calling hours that day: {window}"
-        )
+    def __init__(
+        self, e164: str, timezone: str, weekday: int, clock: str, hours: str | None
+    ) -> None:
+        """``weekday`` 0 (Monday) to 6 in the callee's zone, ``clock`` "HH:MM" there,
+        ``hours`` that day's calling hours ("09:00-21:00") or None when that day has none."""
         self.e164 = e164
-        self.local_time = local_time
         self.timezone = timezone
-        self.window = window
+        self.weekday = weekday
+        self.clock = clock
+        self.hours = hours
+        self.local_time = f"{_WEEKDAY_ABBREVIATIONS[weekday]} {clock}"
+        self.window = hours if hours is not None else "no calls"
+        super().__init__(
+            f"it is {self.local_time} ({timezone}) at {e164}; calling hours that day: {self.window}"
+        )
 
 
 class DoNotCall(PermissionDenied):

@@ -1,7 +1,8 @@
 """Errors the HTTP layer answers with, each carrying its status code and a stable ``code``.
 
 Every error response has the body ``{"error": {"code": ..., "message": ..., "field": ...}}``
-(``field`` only when one field of the request is to blame)::
+(``field`` only when one field of the request is to blame; ``details``, an object, only where
+the page words the error itself, e.g. the callee's local time for ``outside_calling_window``)::
 
     ApiError                      any error answered as JSON
      ├── MalformedRequest          400 the body is not JSON, or not a JSON object
@@ -21,6 +22,7 @@ Every error response has the body ``{"error": {"code": ..., "message": ..., "fie
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from dialer import errors as core
@@ -32,10 +34,18 @@ class ApiError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        details: Mapping[str, object] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.details = dict(details) if details is not None else None
         if code is not None:
             self.code = code
 
@@ -43,6 +53,8 @@ class ApiError(Exception):
         body: dict[str, object] = {"code": self.code, "message": self.message}
         if self.field is not None:
             body["field"] = self.field
+        if self.details is not None:
+            body["details"] = self.details
         return {"error": body}
 
 
@@ -133,7 +145,17 @@ def api_error_from_dialer(error: core.DialerError) -> ApiError:
     if isinstance(error, core.DoNotCall):
         return Forbidden(str(error), code="do_not_call")
     if isinstance(error, core.OutsideCallingWindow):
-        return Forbidden(str(error), code="outside_calling_window")
+        return Forbidden(
+            str(error),
+            code="outside_calling_window",
+            details={
+                "number": error.e164,
+                "timezone": error.timezone,
+                "weekday": error.weekday,
+                "local_time": error.clock,
+                "hours": error.hours,
+            },
+        )
     if isinstance(error, core.PermissionDenied):
         return Forbidden(str(error) or "not allowed for this role")
     if isinstance(error, core.NotFound):

@@ -45,6 +45,7 @@ ERROR_SCHEMA: JsonSchema = {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
                 "field": {"type": "string"},
+                "details": {"type": "object"},
             },
         }
     },

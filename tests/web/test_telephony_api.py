@@ -301,5 +301,17 @@ async def test_a_call_outside_the_callees_calling_hours_is_refused_in_words(
         assert error["code"] == "outside_calling_window"
         assert "Europe/Moscow" in error["message"]
         assert window in error["message"]
+        # The same in parts, for the page to word in its own language.
+        details = error["details"]
+        local = datetime.strptime(details.pop("local_time"), "%H:%M")
+        now_there = datetime.now(ZoneInfo("Europe/Moscow"))
+        minutes_apart = (now_there.hour * 60 + now_there.minute) - (local.hour * 60 + local.minute)
+        assert minutes_apart % (24 * 60) <= 2
+        assert details == {
+            "number": "+74951234567",
+            "timezone": "Europe/Moscow",
+            "weekday": now_there.weekday(),
+            "hours": window,
+        }
         history = await operator.get("/api/calls", params={"contact_id": office})
         assert history.json()["items"] == []

@@ -1,5 +1,5 @@
 // The JSON API client: same-origin fetch, the session's CSRF token on state-changing requests,
-// errors as ApiError carrying the API's status, code and field.
+// errors as ApiError carrying the API's status, code, field and details.
 
 let csrfToken = null;
 
@@ -8,11 +8,12 @@ export function setCsrfToken(token) {
 }
 
 export class ApiError extends Error {
-  constructor(status, code, message, field = null) {
+  constructor(status, code, message, field = null, details = null) {
     super(message);
     this.status = status;
     this.code = code;
     this.field = field;
+    this.details = details;
   }
 }
 
@@ -38,7 +39,7 @@ export async function api(method, path, body, { signal } = {}) {
   if (!response.ok) {
     const problem = (data && data.error) || {};
     const error = new ApiError(response.status, problem.code || `http_${response.status}`,
-      problem.message || response.statusText, problem.field || null);
+      problem.message || response.statusText, problem.field || null, problem.details || null);
     if (response.status === 401 && !(method === "POST" && path === "/api/session")) {
       window.dispatchEvent(new CustomEvent("dialer:session-lost"));
     }

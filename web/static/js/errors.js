@@ -31,9 +31,7 @@ export function callErrorText(error) {
   const code = error.code || "";
   if (error.status === 0) return t("error.network");
   if (code === "do_not_call") return t("error.do_not_call");
-  if (code === "outside_calling_window") {
-    return t("error.outside_calling_window", { detail: error.message || "" });
-  }
+  if (code === "outside_calling_window") return callingWindowText(error);
   if (code === "trunk_down") return t("error.trunk_down");
   if (code === "call_service_unavailable") return t("error.calling_not_available");
   if (error.status === 503) return t("error.trunk_down");
@@ -60,4 +58,19 @@ export function apiErrorText(error) {
     return `${field}${error.message}`;
   }
   return t("error.generic", { message: error.message || error.code });
+}
+
+// "Outside calling hours: it is Sat 22:30 there (Europe/Moscow); hours that day: 09:00-20:00",
+// worded in the page's language from the refusal's details (the server's English otherwise).
+function callingWindowText(error) {
+  const details = error.details;
+  if (!details || typeof details.weekday !== "number") {
+    return t("error.outside_calling_window", { detail: error.message || "" });
+  }
+  return t("error.outside_calling_window_at", {
+    day: t(`weekday.${details.weekday}`),
+    time: details.local_time,
+    timezone: details.timezone,
+    hours: details.hours || t("error.no_calling_hours"),
+  });
 }
