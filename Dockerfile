@@ -1,6 +1,6 @@
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ffmpeg postgresql-client \
+    && apt-get install -y --no-install-recommends ffmpeg postgresql-client libjemalloc2 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -29,15 +29,21 @@ load. ``load_average_1m`` is the machine's load when the run started and after t
 figures: on a shared 2-core machine the same work costs visibly more CPU seconds at load 4
 than at load 1, so compare figures only within one run or at similar load.
 
+The benchmark runs like a ``dialer worker`` process: with jemalloc preloaded when the system
+has it (:mod:`dialer.transcripts.allocator`; the process re-executes itself), ``--no-jemalloc``
+for glibc's malloc; ``jemalloc`` says which one ran. ``words_digest`` is a hash of the measured
+call's transcript (words, times, confidences), to show that two runs gave the same words.
+
 Prints one JSON line.
 
     .venv/bin/python -m bench.transcribe [--seconds 60] [--beam 7 --max-active 1500]
-        [--padding 0.15] [--parallel-channels] [--no-reference]
+        [--padding 0.15] [--parallel-channels] [--no-reference] [--no-jemalloc]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import os
@@ -52,6 +58,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from dialer.transcripts.allocator import restart_with_jemalloc
 from recordings.compression import compress_recording
 from recordings.model_setup import DEFAULT_BEAM, DEFAULT_MAX_ACTIVE, prepare_model
 from recordings.silence import SilenceSettings, find_speech_regions
@@ -258,6 +265,18 @@ def stability(
     }
 
 
+def jemalloc_loaded() -> bool:
+    try:
+        return "jemalloc" in Path("/proc/self/maps").read_text(encoding="utf-8")
+    except OSError:
+        return False
+
+
+def words_digest(dialogue: list[Utterance]) -> str:
+    text = json.dumps([utterance.as_dict() for utterance in dialogue], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -271,7 +290,10 @@ def main() -> None:
     )
     parser.add_argument("--parallel-channels", action="store_true")
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--no-jemalloc", action="store_true", help="glibc's malloc")
     arguments = parser.parse_args()
+    if not arguments.no_jemalloc:
+        restart_with_jemalloc()  # returns when jemalloc is absent, switched off or loaded
     silence = REFERENCE_SILENCE if arguments.reference_silence else SilenceSettings()
     if arguments.padding is not None:
         silence = replace(silence, padding_seconds=arguments.padding)
@@ -309,6 +331,8 @@ def main() -> None:
             "decode_cpu_seconds": round(decode_seconds, 2),
             "file_realtime_per_core": round(measured.seconds / (cpu_seconds + decode_seconds), 2),
             "utterances": len(fast_dialogue),
+            "words_digest": words_digest(fast_dialogue),
+            "jemalloc": jemalloc_loaded(),
             "model_load_cpu_seconds": round(load_cpu, 2),
             "beam": arguments.beam,
             "max_active": arguments.max_active,

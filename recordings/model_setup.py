@@ -12,6 +12,11 @@ rewritten. Uses:
 * ``lattice_beam``: the lattice kept for word timings and confidences (model: 2.0); narrowing
   it saved nothing measurable, so it is left alone by default.
 * ``frames_per_chunk``: frames the acoustic network computes at a time (Kaldi default 20).
+  Vosk reads it, like the search options, from ``conf/model.conf`` (Kaldi's looped-computation
+  options; the ``ivector/`` files hold no decoder options). Larger chunks cost less CPU but
+  change the words: each chunk takes its i-vector from its last frame, so the speaker
+  adaptation early in every region changes (measured in :mod:`recordings.transcription`); left
+  at the model's value by default.
 """
 
 from __future__ import annotations

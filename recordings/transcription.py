@@ -29,32 +29,51 @@ over its life (default 15 minutes), at a region boundary, and at most
 Recommended configuration (the defaults), with :func:`recordings.model_setup.prepare_model`'s
 defaults (dither 0, beam 7, max-active 1500): silence padding 0.15 s with hysteresis
 (:mod:`recordings.silence`), both channels one after the other on one warm recogniser
-(``parallel_channels=False``: best CPU per call; the job queue runs calls in parallel). Measured
-on the 60 s espeak-ng bench call (2-core machine shared with other work, load 2-7): 17.7-24.3x
-real time per core once warm (median 22x over 16 runs), 12.4-15.6x for the first call of a
-process, against 6.5x for the previous defaults (beam 10, padding 0.3 s, a fresh recogniser per
-channel and per 60 s). Measured and not adopted: feeding 8 kHz directly (Kaldi resamples inside;
-no gain, numpy resampling costs 0.015 s per 36 s), ``lattice-beam`` 1 (no gain),
-``SetWords(False)`` (within noise, and we need word times), bigger chunks to ``AcceptWaveform``
-(no gain), beam below 7 (no further gain: the acoustic network dominates), ``frames-per-chunk``
-99 (about 20 % less CPU but it changes the words far more than the configuration change above
-does: left off until checked on real recorded calls), two threads per call (same CPU once warm,
-one more cold recogniser per process), Vosk's BatchModel (not built into the CPU wheel: it fails
-to load).
+(``parallel_channels=False``: best CPU per call; the job queue runs calls in parallel), and the
+worker process on jemalloc (:mod:`dialer.transcripts.allocator`). Measured with
+``bench/transcribe.py`` on its 60 s espeak-ng call, eight runs alternating with the code before
+jemalloc (2-core machine shared with other work, load 6-16): 21.7-24.2x real time per core once
+warm (median 22.6x) against 15.4-17.2x (median 16.6x) for glibc's malloc, and 12.4-13.6x
+against 11.9-12.2x for the first call of a process; the previous defaults before that (beam 10,
+padding 0.3 s, a fresh recogniser per channel and per 60 s) measured 6.5x. jemalloc mostly
+saves glibc's ``malloc_consolidate``, ``_int_malloc`` and ``unlink_chunk`` (about 12 % of the
+profile). It does not leave every word as it was: the decoder breaks some ties by where memory
+lands, so on ten transcriptions (five calls, the defaults and the reference configuration) five
+differed from glibc's in 1-4 words of about 85 (redrawing the line noise changes 20-35 %); the
+bench call's transcript is the same to the last confidence, and each allocator repeats its own
+results run to run. Measured and not adopted: feeding 8 kHz directly (Kaldi resamples inside; no
+gain, numpy resampling costs 0.015 s per 36 s), ``SetWords(False)`` (within noise, and we need
+word times), bigger chunks to ``AcceptWaveform`` (no gain), beam below 7 or max-active 700-1500
+(no gain beyond the noise: the search is not what limits), two threads per call (same CPU once
+warm, one more cold recogniser per process), Vosk's BatchModel (not built into the CPU wheel).
+
+Measured on five calls (the bench call, the same call with two or three other draws of line
+noise, the warm-up call) against the reference configuration, where redrawing the noise alone
+leaves 0.67-0.81 of the words and 27-60 % of the turns as they were, and against the defaults:
+
+* ``frames-per-chunk`` 99 or 150 (read by Vosk from ``conf/model.conf``; Kaldi's default is 20):
+  7-16 % less CPU (one run at load 8), but 0.29-0.39 word agreement and no identical turn on
+  every noise draw, and the character error against the spoken text better on the bench call
+  (0.90 against 0.92-0.94) but worse on the warm-up call (0.94 against 0.87): it changes the
+  words, not reliably for the better. Why: Kaldi's looped network takes the i-vector for a
+  whole chunk from the chunk's last frame, and every region starts a fresh i-vector, so the
+  chunk length changes the speaker adaptation of the first second of each region. Left off
+  until checked on real calls.
+* padding 0.10 s: 4 % less audio fed, but only 0.2-0.34 of the words agree with the defaults'.
+* ``prune-interval`` 100: the same words on all five calls (confidences differ), CPU within the
+  noise; ``determinize-max-delay`` 300: 99 % the same words, no gain; ``lattice-beam`` 1: 92-97 %
+  the same words, no gain. ``frame-subsampling-factor`` and ``acoustic-scale`` belong to the
+  trained model (3 and 1.0 for this chain model) and are not decoder settings.
 
 Where the CPU of a call goes (60 s bench call, 35.8 s of speech regions fed over both channels,
-warm recogniser, 2-core machine at load 3-6): about 99 % inside Vosk. ``AcceptWaveform`` about
-80 % (profile: FST lookahead composition and token passing about 60 %, the acoustic network's
-matrix products under 20 %, malloc about 10 %) and ``FinalResult`` about 20 % (the last chunk
-of each region and its lattice; neither a narrower lattice beam nor n-best instead of MBR made
-it cheaper); speech detection 0.004 s and resampling 0.02 s per call. Reading a compressed
-recording back (:func:`read_stereo_recording`, one ffmpeg call) costs about 0.3 s. Measured
-again and still not adopted: beam 5 or 6 and max-active 700-1500 (no difference beyond the
-noise), ``frames-per-chunk`` 99 (9.7x and 11.4x real time per core for the defaults against
-16.9x and 16.5x in the same runs, but only 35 % word agreement with the reference
-configuration, where redrawing the line noise alone gives 67 %). Measured and outside this
-module: the worker process started with jemalloc (``LD_PRELOAD`` of Debian's libjemalloc2) gave
-the same words for 6-12 % less CPU (median warm call 4.16 s against 4.44 s, five pairs, load 2-3).
+warm recogniser; perf, glibc malloc): about 99 % inside Vosk. The lattice-incremental decoder
+and the on-the-fly graph composition (``PruneForwardLinks``, the compose state table,
+``LabelReachable``, token passing, the n-gram arcs) about 55 %, the acoustic network's matrix
+products about 15 % (half of it OpenBLAS packing small matrices: 20-frame chunks), malloc and
+free about 12 %; ``FinalResult`` was about 20 % of the total in an earlier profile (the last
+chunk of each region and its lattice). Speech detection 0.004 s and resampling 0.02 s per
+call. Reading a compressed recording back (:func:`read_stereo_recording`, one ffmpeg call)
+costs about 0.3 s.
 
 The result is a dialogue: utterances of both speakers sorted by start time. Transcripts of
 phone audio are a search and coaching aid, not evidence (small models: 30-40 % WER).
