@@ -2,13 +2,13 @@
 
 Vosk (Kaldi) allocates and frees many small blocks while it decodes (tokens, lattice arcs, the
 graph cache); measured on the transcription bench (``bench/transcribe.py``), the same calls cost
-6-12 % less CPU with Debian's ``libjemalloc2`` preloaded than with glibc's malloc (about 1.37x
-the warm throughput under load). The words are the same on the bench call; on a few other calls
-1-4 words in about 85 differed (redrawing the line noise alone changes 20-35 %).
-An allocator is chosen when a process starts, so the worker command re-executes itself
-(same process id, same arguments) with ``LD_PRELOAD`` naming the library; the processes it
-spawns inherit that environment. Nothing changes when the library is absent, when it is already
-preloaded, or when ``DIALER_WORKER_JEMALLOC=0``.
+less CPU with Debian's ``libjemalloc2`` preloaded than with glibc's malloc: 6-12 % in a quiet
+run, about 30 % on a loaded machine (warm 22.6x against 16.6x real time per core). The words are
+the same on the bench call; on a few other calls 1-4 words in about 85 differed (redrawing the
+line noise alone changes 20-35 %). An allocator is chosen when a process starts, so the worker
+command re-executes itself (same process id, same arguments) with ``LD_PRELOAD`` naming the
+library; the processes it spawns inherit that environment. Nothing changes when the library is
+absent, when it is already preloaded, or when ``DIALER_WORKER_JEMALLOC=0``.
 """
 
 from __future__ import annotations
