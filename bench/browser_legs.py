@@ -36,8 +36,11 @@ Figures, over a window of ``--seconds`` after every leg has audio flowing and a 
   (a UDP round trip to SIPp from an otherwise idle process) shows how much the machine itself
   delays a process that wants to run: on a shared machine read the latencies against it.
 
-Call setup goes through SQLite, one write transaction (and fsync) at a time per transition: about
-0.3 s per call on the bench machine, so 500 legs take a few minutes to set up.
+Call setup goes through SQLite, one write transaction (and fsync) at a time: the call row, each
+web session's refresh, and the call's transitions (those of calls waiting together are written in
+one transaction, see ``dialer.telephony.service``). On the bench machine a lone fsync takes
+about 40 ms when other work writes to the disk, so setup is bound by the disk more than by the
+server's CPU (``call_setup_seconds`` against ``call_setup_server_cpu_seconds``).
 
     .venv/bin/python bench/browser_legs.py --legs 100 --seconds 20
     .venv/bin/python bench/browser_legs.py --legs 500 --client-processes 2 --nice -10

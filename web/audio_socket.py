@@ -20,14 +20,22 @@ is also handed to the callables in ``app.state.echo_taps`` (a list, empty by def
 to it to see what reached the server).
 
 Both sockets run the checks of ``web.socket_session`` (Origin, session cookie) before accepting.
+
+Under ``dialer serve`` (uvicorn's sans-I/O protocol, no compression) the call's audio frames skip
+the ASGI round trip (:mod:`web.direct_audio`): the browser's frames reach ``push_operator_frame``
+as they are read, and, with a bridge that takes a direct writer (``deliver_directly``, as
+``dialer.telephony.bridge.CallAudioBridge``), the far end's frames are written onto the socket as
+they arrive while nothing is queued; otherwise they take ``far_end_frames`` as above.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, WebSocketRoute
@@ -36,6 +44,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from dialer.actors import Actor
 from dialer.call_control import FRAME_BYTES, BrowserAudioBridge, CallControl
 from dialer.errors import DialerError
+from web.direct_audio import direct_audio
 from web.socket_session import (
     authenticate_socket,
     close_socket,
@@ -47,8 +56,16 @@ from web.socket_session import (
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 8000
+EARLY_FRAMES = 10  # 200 ms sent before the socket is attached to its call
 
 EchoTap = Callable[[bytes], None]
+
+
+@runtime_checkable
+class DirectDelivery(Protocol):
+    """A bridge that can hand far-end frames to a writer as they arrive (see the docstring)."""
+
+    def deliver_directly(self, write: Callable[[bytes], bool] | None) -> None: ...
 
 
 class _Counters:
@@ -79,8 +96,23 @@ async def _read_frames(
         if len(frame) != FRAME_BYTES:
             counters.frames_dropped += 1
             continue
-        counters.frames_in += 1
         sink(frame)
+
+
+def _deliver_directly(
+    bridge: BrowserAudioBridge, write: Callable[[bytes], bool] | None, counters: _Counters
+) -> None:
+    """Let a bridge that can write the far end's frames straight onto the socket do so."""
+    if write is None or not isinstance(bridge, DirectDelivery):
+        return
+
+    def counted(frame: bytes) -> bool:
+        if write(frame):
+            counters.frames_out += 1
+            return True
+        return False
+
+    bridge.deliver_directly(counted)
 
 
 async def _send(websocket: WebSocket, message: bytes | str) -> None:
@@ -123,6 +155,20 @@ async def call_audio_socket(websocket: WebSocket) -> None:
         return
     call_id = int(websocket.path_params["call_id"])
     await websocket.accept()
+    counters = _Counters()
+    # Frames that arrive before the call is attached wait here (as they would in the server's
+    # queue), the newest ``EARLY_FRAMES`` of them, and go to the bridge first, in order.
+    early: collections.deque[bytes] = collections.deque(maxlen=EARLY_FRAMES)
+    attached: list[BrowserAudioBridge] = []
+
+    def to_bridge(frame: bytes) -> None:
+        if attached:
+            counters.frames_in += 1
+            attached[0].push_operator_frame(frame)
+        else:
+            early.append(frame)
+
+    write = direct_audio(websocket, FRAME_BYTES, to_bridge)
     call_control: CallControl | None = getattr(websocket.app.state, "call_control", None)
     if call_control is None:
         await refuse_call_service_unavailable(websocket)
@@ -130,7 +176,10 @@ async def call_audio_socket(websocket: WebSocket) -> None:
     bridge = await _attach(websocket, call_control, call_id, session.actor)
     if bridge is None:
         return
-    counters = _Counters()
+    attached.append(bridge)
+    for frame in early:
+        to_bridge(frame)
+    early.clear()
     await websocket.send_text(
         json.dumps(
             {
@@ -141,13 +190,16 @@ async def call_audio_socket(websocket: WebSocket) -> None:
             }
         )
     )
+    _deliver_directly(bridge, write, counters)
     far_end_finished = False
     try:
         far_end_finished = await pump_both_ways(
-            _read_frames(websocket, bridge.push_operator_frame, counters),
+            _read_frames(websocket, to_bridge, counters),
             _forward_far_end(websocket, bridge, counters),
         )
     finally:
+        if isinstance(bridge, DirectDelivery):
+            bridge.deliver_directly(None)
         if not far_end_finished:
             bridge.detach()
     logger.info("audio of call %s: %s", call_id, counters.as_json())

@@ -362,8 +362,15 @@ class FrameFeed:
         self._frames: collections.deque[bytes] = collections.deque()
         self._capacity = capacity
         self._waiter: asyncio.Future[None] | None = None
+        self._handed_out = False  # the reader has a frame it has not finished with
         self.closed = False
         self.dropped = 0
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and the reader not busy with a frame (it waits, or never started):
+        a frame delivered some other way now cannot overtake one of this feed."""
+        return not self._frames and not self._handed_out
 
     def put(self, frame: bytes) -> None:
         if self.closed:
@@ -387,7 +394,11 @@ class FrameFeed:
         loop = asyncio.get_running_loop()
         while True:
             while self._frames:
-                yield self._frames.popleft()
+                self._handed_out = True
+                try:
+                    yield self._frames.popleft()
+                finally:
+                    self._handed_out = False
             if self.closed:
                 return
             self._waiter = loop.create_future()
@@ -413,8 +424,10 @@ class CallAudioBridge:
         self._on_detach = on_detach
         self._far_end = FrameFeed(far_end_capacity_frames)
         self._reader_started = False
+        self._write_directly: Callable[[bytes], bool] | None = None
         self.detached = False
         self.bad_frames = 0
+        self.frames_written_directly = 0
 
     @property
     def far_end_frames_dropped(self) -> int:
@@ -437,20 +450,35 @@ class CallAudioBridge:
         self._reader_started = True
         return self._far_end.frames()
 
+    def deliver_directly(self, write: Callable[[bytes], bool] | None) -> None:
+        """From now on, hand far-end frames to ``write`` as they come (None: stop), while the
+        reader of :meth:`far_end_frames` has nothing queued or in hand (so no frame overtakes
+        another). ``write`` returns False when it cannot take a frame now (the socket pushes
+        back): that frame, and the ones after it until the queue is empty again, are queued
+        for the reader as before."""
+        self._write_directly = write
+
     def detach(self) -> None:
         """The socket went away: the service starts the grace timer (idempotent)."""
         if self.detached:
             return
         self.detached = True
+        self._write_directly = None
         self._far_end.close()
         self._on_detach(self)
 
     # -- used by the call service -----------------------------------------------------------------
 
     def deliver_far_end(self, frame: bytes) -> None:
-        self._far_end.put(frame)
+        feed = self._far_end
+        write = self._write_directly
+        if write is not None and not feed.closed and feed.idle and write(frame):
+            self.frames_written_directly += 1
+            return
+        feed.put(frame)
 
     def end(self) -> None:
         """The call is over (or another tab took the call over): end the far-end stream."""
         self.detached = True
+        self._write_directly = None
         self._far_end.close()

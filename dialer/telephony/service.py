@@ -15,7 +15,10 @@ ended / failed) is written to the row and committed, THEN published on the event
 operator's team and the admins; ``operator.state`` (dialing, ringing, talking, wrap-up) goes
 to the same audience. Both payloads name the contact (``contact_id``, ``contact_name``) for
 the supervisors' wallboard (:mod:`dialer.floor`). Each service owns its transactions (a session
-per step, from the session factory it was given).
+per step, from the session factory it was given). Transitions are group-committed: those that
+wait for their turn to write together (SIP events of one call that arrived meanwhile, other
+calls' transitions) go into one transaction, one fsync on SQLite, and are published after it,
+each call's in order.
 
 Audio legs: the browser (:mod:`dialer.telephony.bridge`; the call is hung up with cause
 ``browser_disconnected`` when no browser is attached for ``browser_grace_seconds``) or the
@@ -34,7 +37,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,7 +46,7 @@ from typing import Literal
 
 from sqlalchemy import and_, false, or_, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dialer.actors import Actor
@@ -158,6 +161,60 @@ class _LiveCall:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Transition:
+    """One state change of a call's row, as written and published."""
+
+    state: CallState
+    at: datetime
+    cause: str | None = None
+    sip_code: int | None = None
+    reason: str | None = None
+    hangup_by: HangupParty | None = None
+    sip_call_id: str | None = None
+    record_code: bool = True  # False: the SIP code and reason are published, not written
+
+
+@dataclass(frozen=True, slots=True)
+class _QueuedWrite:
+    """A call's transitions waiting for a turn to be written (made by ``collect`` then)."""
+
+    live: _LiveCall
+    collect: Callable[[], list[_Transition]]
+    written: asyncio.Future[list[_Transition]]
+
+
+def _transition_of(
+    live: _LiveCall, call: Call, state: CallState, event: CallEvent, received_at: float
+) -> _Transition | None:
+    """The transition a SIP event makes from ``state`` (None: none, e.g. a second ringing)."""
+    if isinstance(event, CallProgress):
+        if state not in (CallState.CREATED, CallState.DIALING):
+            return None
+        ringing_at = min(received_at, call.answered_at or received_at)
+        return _Transition(
+            CallState.RINGING,
+            _wall_clock(call, ringing_at),
+            sip_code=event.status_code,
+            reason=event.reason,
+            record_code=False,
+        )
+    if isinstance(event, CallAnswered):
+        at = _wall_clock(call, call.answered_at or received_at)
+        return _Transition(CallState.ANSWERED, at, sip_code=200, reason="OK")
+    if isinstance(event, CallEnded):
+        answered = call.answered_at is not None
+        return _Transition(
+            CallState.ENDED if answered else CallState.FAILED,
+            _wall_clock(call, call.ended_at or received_at),
+            cause=live.end_cause or event.cause.value,
+            sip_code=event.status_code or None,
+            reason=event.reason or None,
+            hangup_by=live.hangup_by or _HANGUP_PARTY_OF[event.hung_up_by],
+        )
+    return None
+
+
 class CallService:
     """Places and controls calls over SIP; implements ``dialer.call_control.CallControl``.
 
@@ -215,6 +272,8 @@ class CallService:
             asyncio.Lock() if _is_sqlite(session_factory, settings) else contextlib.nullcontext()
         )
         self.recordings.write_turn = self._write_turn
+        self._queued_writes: list[_QueuedWrite] = []
+        self._group_writer: asyncio.Task[None] | None = None
         self._closing = False
         self._closed = False
 
@@ -757,7 +816,9 @@ class CallService:
         """Write and publish the call's transitions until it ends.
 
         A reader stamps each SIP event the moment it arrives, so database latency on one
-        transition never shifts the time recorded for the next."""
+        transition never shifts the time recorded for the next. The events that arrived by the
+        time this call's turn to write comes (ringing and answered often come together) are
+        written in one transaction, then published one by one, in order."""
         loop = asyncio.get_running_loop()
         arrived: asyncio.Queue[tuple[CallEvent, float]] = asyncio.Queue()
 
@@ -766,36 +827,27 @@ class CallService:
                 arrived.put_nowait((event, loop.time()))
 
         reader = loop.create_task(stamp())
+        ended = False
+        first: list[tuple[CallEvent, float]] = []
+
+        def transitions() -> list[_Transition]:
+            """Every event that has arrived, as the transitions it makes (up to the end)."""
+            nonlocal ended
+            made: list[_Transition] = []
+            state = live.state
+            while not ended and (first or not arrived.empty()):
+                event, received_at = first.pop() if first else arrived.get_nowait()
+                transition = _transition_of(live, call, state, event, received_at)
+                if transition is not None:
+                    made.append(transition)
+                    state = transition.state
+                ended = isinstance(event, CallEnded)
+            return made
+
         try:
-            while True:
-                event, received_at = await arrived.get()
-                if isinstance(event, CallProgress):
-                    if live.state in (CallState.CREATED, CallState.DIALING):
-                        ringing_at = min(received_at, call.answered_at or received_at)
-                        await self._write(
-                            live,
-                            CallState.RINGING,
-                            _wall_clock(call, ringing_at),
-                            sip_code=event.status_code,
-                            reason=event.reason,
-                            record_code=False,
-                        )
-                elif isinstance(event, CallAnswered):
-                    at = _wall_clock(call, call.answered_at or received_at)
-                    await self._write(live, CallState.ANSWERED, at, sip_code=200, reason="OK")
-                elif isinstance(event, CallEnded):
-                    answered = call.answered_at is not None
-                    at = _wall_clock(call, call.ended_at or received_at)
-                    await self._write(
-                        live,
-                        CallState.ENDED if answered else CallState.FAILED,
-                        at,
-                        cause=live.end_cause or event.cause.value,
-                        sip_code=event.status_code or None,
-                        reason=event.reason or None,
-                        hangup_by=live.hangup_by or _HANGUP_PARTY_OF[event.hung_up_by],
-                    )
-                    return
+            while not ended:
+                first.append(await arrived.get())  # with any that follow, in its turn
+                await self._write_transitions(live, transitions)
         finally:
             reader.cancel()
 
@@ -813,26 +865,127 @@ class CallService:
         record_code: bool = True,
     ) -> None:
         """Write a transition to the row and commit, then publish it."""
-        try:
-            async with self._write_turn, self._session_factory() as session:
-                await record_call_transition(
-                    session,
-                    live.call_id,
-                    state,
-                    at,
-                    sip_call_id=sip_call_id,
-                    sip_code=sip_code if record_code else None,
-                    sip_reason=reason if record_code else None,
-                    end_cause=cause,
-                    hangup_by=hangup_by,
-                )
-                await session.commit()
-        except (SQLAlchemyError, DialerError):
-            logger.exception("call %d: could not record %s", live.call_id, state.value)
-        live.state = state
-        await self._publish(
-            live, state, at, cause=cause, sip_code=sip_code, reason=reason, hangup_by=hangup_by
+        transition = _Transition(
+            state,
+            at,
+            cause=cause,
+            sip_code=sip_code,
+            reason=reason,
+            hangup_by=hangup_by,
+            sip_call_id=sip_call_id,
+            record_code=record_code,
         )
+        await self._write_transitions(live, lambda: [transition])
+
+    async def _write_transitions(
+        self, live: _LiveCall, collect: Callable[[], list[_Transition]]
+    ) -> None:
+        """Write the transitions ``collect`` gives once it is this call's turn to write, then
+        publish them in order.
+
+        Group commit: the calls waiting to write when a turn comes are written together, in
+        one transaction (one fsync on SQLite instead of one per transition); if that fails,
+        each call's transitions are tried in a transaction of their own, then one by one."""
+        loop = asyncio.get_running_loop()
+        written: asyncio.Future[list[_Transition]] = loop.create_future()
+        self._queued_writes.append(_QueuedWrite(live, collect, written))
+        if self._group_writer is None:
+            self._group_writer = loop.create_task(self._write_queued(), name="call-transitions")
+        for transition in await asyncio.shield(written):
+            live.state = transition.state
+            await self._publish(
+                live,
+                transition.state,
+                transition.at,
+                cause=transition.cause,
+                sip_code=transition.sip_code,
+                reason=transition.reason,
+                hangup_by=transition.hangup_by,
+            )
+
+    async def _write_queued(self) -> None:
+        """Write what is queued, a group per turn, until nothing is (see _write_transitions)."""
+        group: list[_QueuedWrite] = []
+        try:
+            while self._queued_writes:
+                async with self._write_turn:
+                    group, self._queued_writes = self._queued_writes, []
+                    made = [(queued.live, queued.collect()) for queued in group]
+                    await self._record_group([(live, ts) for live, ts in made if ts])
+                for queued, (_live, transitions) in zip(group, made, strict=True):
+                    queued.written.set_result(transitions)
+                group = []
+        finally:
+            self._group_writer = None
+            # Cancelled (the service is closing): nothing more is written; nobody waits forever.
+            for queued in (*group, *self._queued_writes):
+                if not queued.written.done():
+                    queued.written.set_result([])
+            self._queued_writes = []
+
+    async def _record_group(self, group: list[tuple[_LiveCall, list[_Transition]]]) -> None:
+        """One transaction for the group; if a transition is refused, each call alone, then
+        each transition (a locked or lost database: logged, as a lone transition would be)."""
+        if not group:
+            return
+        try:
+            await self._record(group)
+            return
+        except OperationalError:
+            # The database is locked or gone: trying each again now would only wait as long
+            # again, per call, while every other write waits for this turn.
+            for live, transitions in group:
+                for transition in transitions:
+                    logger.exception(
+                        "call %d: could not record %s", live.call_id, transition.state.value
+                    )
+            return
+        except (SQLAlchemyError, DialerError):
+            if len(group) == 1 and len(group[0][1]) == 1:
+                live, (transition,) = group[0]
+                logger.exception(
+                    "call %d: could not record %s", live.call_id, transition.state.value
+                )
+                return
+        for live, transitions in group:
+            if len(group) > 1:
+                try:
+                    await self._record([(live, transitions)])
+                    continue
+                except (SQLAlchemyError, DialerError):
+                    if len(transitions) == 1:
+                        logger.exception(
+                            "call %d: could not record %s",
+                            live.call_id,
+                            transitions[0].state.value,
+                        )
+                        continue
+            for transition in transitions:
+                try:
+                    await self._record([(live, [transition])])
+                except (SQLAlchemyError, DialerError):
+                    logger.exception(
+                        "call %d: could not record %s", live.call_id, transition.state.value
+                    )
+
+    async def _record(self, group: list[tuple[_LiveCall, list[_Transition]]]) -> None:
+        """Write each call's transitions to its row, all in one transaction."""
+        async with self._session_factory() as session:
+            for live, transitions in group:
+                for transition in transitions:
+                    record_code = transition.record_code
+                    await record_call_transition(
+                        session,
+                        live.call_id,
+                        transition.state,
+                        transition.at,
+                        sip_call_id=transition.sip_call_id,
+                        sip_code=transition.sip_code if record_code else None,
+                        sip_reason=transition.reason if record_code else None,
+                        end_cause=transition.cause,
+                        hangup_by=transition.hangup_by,
+                    )
+            await session.commit()
 
     async def _publish(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -284,3 +285,51 @@ async def test_close_hangs_up_every_call(
     assert (row.state, row.end_cause, row.hangup_by) == ("ended", "local_hangup", "system")
     with pytest.raises(Conflict):
         await service.place_call(anna.actor, CallRequest(number="+79165550111"))
+
+
+async def test_calls_placed_and_hung_up_together_each_keep_every_transition(
+    service: CallService,
+    session_factory: async_sessionmaker[AsyncSession],
+    bus: InProcessEventBus,
+    test_line: TestLine,
+    people: People,
+) -> None:
+    """Transitions of calls that wait for the database together are written together; each
+    call still gets its own times, state and events, in order."""
+    operators = [people.north_operator, people.north_operator_2, people.south_operator]
+    async with contextlib.AsyncExitStack() as stack:
+        logs = [
+            await stack.enter_async_context(event_log(bus, operator.user.id))
+            for operator in operators
+        ]
+        placed = await asyncio.gather(
+            *(
+                answered_browser_call(
+                    service, log, operator, CallRequest(number=f"+7916555014{index}")
+                )
+                for index, (operator, log) in enumerate(zip(operators, logs, strict=True))
+            )
+        )
+        await asyncio.gather(
+            *(
+                service.hang_up(operator.actor, live.call_id)
+                for operator, (live, _bridge) in zip(operators, placed, strict=True)
+            )
+        )
+        for log in logs:
+            await log.wait_for("call.ended")
+    for operator, log, (live, _bridge) in zip(operators, logs, placed, strict=True):
+        row = await call_row(session_factory, live.call_id)
+        assert (row.state, row.end_cause, row.hangup_by) == ("ended", "local_hangup", "operator")
+        assert row.operator_id == operator.user.id
+        assert row.dialing_at is not None
+        assert row.answered_at is not None
+        assert row.ended_at is not None
+        assert row.dialing_at <= row.answered_at < row.ended_at
+        kinds = [kind for kind in log.kinds() if kind != "call.recording"]
+        assert kinds == ["call.created", "call.dialing", "call.answered", "call.ended"]
+        assert all(
+            event.payload["call_id"] == live.call_id
+            for event in log.events
+            if event.kind.startswith("call.")
+        )

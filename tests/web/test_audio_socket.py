@@ -13,8 +13,8 @@ import contextlib
 import json
 import math
 import struct
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -27,6 +27,8 @@ from websockets.typing import Origin
 from dialer.actors import Actor
 from dialer.call_control import FRAME_BYTES, CallRequest, LiveCall
 from dialer.errors import NotFound
+from dialer.telephony.bridge import CallAudioBridge, OperatorFramePacer
+from sip.media.clock import MediaClock
 from sip.testline import load_prompt
 from tests.audio import push_paced
 from tests.conftest import People, Person
@@ -36,6 +38,21 @@ from tests.web.browser import log_in_over_http, serve
 from web.bootstrap import call_service
 
 WAIT = 10.0  # hang guard only
+
+Server = Callable[[Starlette], AbstractAsyncContextManager[str]]
+
+
+def serve_as_dialer_serve(app: Starlette) -> AbstractAsyncContextManager[str]:
+    """``app`` under uvicorn with ``dialer serve``'s WebSocket settings (sans-I/O protocol, no
+    compression), where audio frames are read and written on the transport directly."""
+    return serve(app, ws="websockets-sansio", ws_per_message_deflate=False)
+
+
+@pytest.fixture(params=["uvicorn defaults", "as dialer serve"])
+def server(request: pytest.FixtureRequest) -> Server:
+    """Both ways audio reaches the socket: through ASGI messages, and straight off the
+    transport under ``dialer serve``'s settings."""
+    return serve if request.param == "uvicorn defaults" else serve_as_dialer_serve
 
 
 @dataclass
@@ -140,11 +157,11 @@ async def wait_until_closed(websocket: ClientConnection) -> int:
 
 
 async def test_the_operator_hears_the_line_and_their_own_voice_through_the_real_service(
-    app: Starlette, people: People
+    app: Starlette, people: People, server: Server
 ) -> None:
     anna = people.north_operator
     settings = app.state.settings
-    async with call_service(app, settings.core, environ={}) as service, serve(app) as base_url:
+    async with call_service(app, settings.core, environ={}) as service, server(app) as base_url:
         line = service.test_line
         assert line is not None
         session = await log_in_over_http(base_url, anna.login, anna.password)
@@ -200,9 +217,11 @@ async def test_the_operator_hears_the_line_and_their_own_voice_through_the_real_
     assert peers.chunked_correlation(echoed, heard_samples[prompt.size :]) >= 0.8
 
 
-async def test_without_a_call_service_the_socket_says_so(app: Starlette, people: People) -> None:
+async def test_without_a_call_service_the_socket_says_so(
+    app: Starlette, people: People, server: Server
+) -> None:
     async with (
-        serve(app) as base_url,
+        server(app) as base_url,
         audio_socket(base_url, people.north_operator, "/ws/calls/1/audio") as websocket,
     ):
         error = await receive_json(websocket)
@@ -233,13 +252,13 @@ async def test_audio_sockets_need_a_session_and_our_origin(
 
 
 async def test_call_audio_flows_both_ways_until_the_call_ends(
-    app: Starlette, people: People
+    app: Starlette, people: People, server: Server
 ) -> None:
     anna = people.north_operator
     service = OneCallService(call_id=41, operator_id=anna.user.id)
     app.state.call_control = service
     async with (
-        serve(app) as base_url,
+        server(app) as base_url,
         audio_socket(base_url, anna, "/ws/calls/41/audio") as websocket,
     ):
         attached = await receive_json(websocket)
@@ -273,12 +292,12 @@ async def test_call_audio_flows_both_ways_until_the_call_ends(
 
 
 async def test_a_dropped_audio_socket_detaches_from_the_call(
-    app: Starlette, people: People
+    app: Starlette, people: People, server: Server
 ) -> None:
     anna = people.north_operator
     service = OneCallService(call_id=41, operator_id=anna.user.id)
     app.state.call_control = service
-    async with serve(app) as base_url:
+    async with server(app) as base_url:
         async with audio_socket(base_url, anna, "/ws/calls/41/audio") as websocket:
             assert (await receive_json(websocket))["type"] == "attached"
             await websocket.send(tone_frame(1))
@@ -287,11 +306,13 @@ async def test_a_dropped_audio_socket_detaches_from_the_call(
     assert service.bridge.pushed == [tone_frame(1)]
 
 
-async def test_someone_elses_call_is_refused(app: Starlette, people: People) -> None:
+async def test_someone_elses_call_is_refused(
+    app: Starlette, people: People, server: Server
+) -> None:
     service = OneCallService(call_id=41, operator_id=people.north_operator.user.id)
     app.state.call_control = service
     async with (
-        serve(app) as base_url,
+        server(app) as base_url,
         audio_socket(base_url, people.north_operator_2, "/ws/calls/41/audio") as websocket,
     ):
         error = await receive_json(websocket)
@@ -318,3 +339,62 @@ async def test_echo_returns_every_frame_and_shows_it_to_the_taps(
         echoed = [await receive(websocket) for _ in range(len(frames) + 1)]
     assert echoed == [*frames, frames[0]]
     assert seen == [*frames, frames[0]]
+
+
+async def test_far_end_frames_reach_the_browser_in_order_through_the_call_bridge(
+    app: Starlette, people: People, server: Server
+) -> None:
+    """With the service's own bridge (which may write frames straight onto the socket):
+    every far-end frame arrives once and in order, around a burst the socket has to queue,
+    then the end of the call; the operator's frames reach the pacer."""
+    anna = people.north_operator
+    clock = MediaClock(asyncio.get_running_loop())
+    pacer = OperatorFramePacer(clock)
+    detached: list[CallAudioBridge] = []
+    bridge = CallAudioBridge(41, pacer, detached.append)
+    service = OneCallService(call_id=41, operator_id=anna.user.id)
+
+    async def attach(actor: Actor, call_id: int) -> CallAudioBridge:
+        if call_id != 41 or actor.user_id != anna.user.id:
+            raise NotFound(f"call {call_id}")
+        return bridge
+
+    app.state.call_control = service
+    service.attach_browser_audio = attach  # type: ignore[method-assign,assignment]
+    frames = [tone_frame(index) for index in range(30)]
+    try:
+        async with (
+            server(app) as base_url,
+            audio_socket(base_url, anna, "/ws/calls/41/audio") as websocket,
+        ):
+            assert (await receive_json(websocket))["type"] == "attached"
+            for frame in frames[:10]:
+                await websocket.send(frame)
+            for frame in frames[:5]:
+                bridge.deliver_far_end(frame)
+            received = [await receive(websocket) for _ in range(5)]
+            for frame in frames[5:]:  # more at once than the bridge holds: the oldest go
+                bridge.deliver_far_end(frame)
+            async with asyncio.timeout(WAIT):
+                async for message in websocket:
+                    if isinstance(message, str):
+                        break
+                    received.append(message)
+                    if message == frames[-1]:
+                        break
+            bridge.end()
+            ended = await receive_json(websocket)
+            assert await wait_until_closed(websocket) == 1000
+    finally:
+        pacer.close()
+    assert received[:5] == frames[:5]
+    positions = [frames.index(message) for message in received]  # type: ignore[arg-type]
+    assert positions == sorted(set(positions)), "each frame once, in order"
+    assert received[-1] == frames[-1]
+    assert ended["type"] == "ended"
+    assert ended["frames_out"] == len(received)
+    assert ended["frames_in"] == 10
+    assert pacer.statistics.frames_pushed == 10
+    assert detached == []
+    if server is serve_as_dialer_serve:  # the path this test is about: straight to the socket
+        assert bridge.frames_written_directly > 0
