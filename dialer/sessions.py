@@ -24,6 +24,8 @@ from dialer.errors import SessionExpired, SourceNotAllowed
 from dialer.models import User, WebSession, utc_now
 
 TOKEN_BYTES = 32
+# How stale a session's last_seen_at may be before a request writes it again.
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,10 @@ async def resume_session(
 ) -> tuple[User, WebSession]:
     """The user and session of a cookie token, refreshing its idle timer.
 
+    The timer is written at most once per ``LAST_SEEN_RESOLUTION``: most requests then write
+    nothing, so on SQLite they never queue for the one write lock behind calls being recorded
+    (a session may go idle up to that much early, never late).
+
     Raises SessionExpired (unknown, ended, idle past the limit, past its absolute lifetime, or the
     user is disabled) or SourceNotAllowed (the allow-lists refuse ``source_ip``). An expired or
     refused session is ended in the session: commit after these errors too.
@@ -123,7 +129,8 @@ async def resume_session(
             actor_login=user.login,
         )
         raise SourceNotAllowed(source_ip)
-    web_session.last_seen_at = now
+    if now - web_session.last_seen_at >= LAST_SEEN_RESOLUTION:
+        web_session.last_seen_at = now
     return user, web_session
 
 

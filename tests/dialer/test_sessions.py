@@ -11,7 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialer.allowlists import set_user_allow_list
 from dialer.errors import SessionExpired, SourceNotAllowed
 from dialer.models import WebSession
-from dialer.sessions import csrf_token_matches, end_session, resume_session, start_session
+from dialer.sessions import (
+    LAST_SEEN_RESOLUTION,
+    csrf_token_matches,
+    end_session,
+    resume_session,
+    start_session,
+)
 from dialer.settings import Settings
 from dialer.users import disable_user
 from tests.conftest import People
@@ -56,6 +62,31 @@ async def test_idle_limit_is_measured_from_the_last_request(
     # Once expired it stays ended.
     with pytest.raises(SessionExpired):
         await resume_session(session, token, IP, moment + timedelta(minutes=1), settings)
+
+
+async def test_requests_close_together_write_nothing_and_never_stretch_the_idle_limit(
+    session: AsyncSession, settings: Settings, people: People
+) -> None:
+    """A page's many requests in a minute leave the session row alone (no write transaction
+    for every request); the idle limit still runs from at most a minute before the last one."""
+    token, _ = await start_session(session, people.north_operator.user, IP, LOGIN_TIME, settings)
+    await session.commit()
+    moment = LOGIN_TIME + timedelta(seconds=30)
+    _, web_session = await resume_session(session, token, IP, moment, settings)
+    assert not session.dirty
+    assert web_session.last_seen_at == LOGIN_TIME
+    moment = LOGIN_TIME + LAST_SEEN_RESOLUTION
+    await resume_session(session, token, IP, moment, settings)
+    assert web_session in session.dirty
+    await session.commit()
+    assert web_session.last_seen_at == moment
+    # Requests every 50 s for an hour keep it alive; 30 minutes after the last one it is over.
+    for _ in range(72):
+        moment += timedelta(seconds=50)
+        await resume_session(session, token, IP, moment, settings)
+        await session.commit()
+    with pytest.raises(SessionExpired):
+        await resume_session(session, token, IP, moment + timedelta(minutes=30), settings)
 
 
 async def test_absolute_lifetime_ends_even_an_active_session(
