@@ -54,7 +54,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -474,7 +474,9 @@ class StereoRecorder:
                 and len(frame) == FRAME_BYTES
                 and media_timestamp - self._base_timestamp == len(pending) * SAMPLES_PER_FRAME
             ):
-                pending.append(bytes(frame))
+                # a frame that is bytes already is kept as it is (bytes(frame) would be the
+                # same object, after a constructor call)
+                pending.append(frame if frame.__class__ is bytes else bytes(frame))
                 if len(pending) >= self._commit_length:
                     self._commit(self._base_slot + len(pending) - self._reorder_slots)
                 return
@@ -606,7 +608,12 @@ class StereoRecorder:
     def _take(pending: list[bytes | None], count: int) -> bytes:
         chunk = pending[:count]
         del pending[:count]
-        joined = b"".join([_SILENT_FRAME if frame is None else frame for frame in chunk])
+        frames: list[bytes]
+        if None in chunk:  # slots with no frame (rare): silence
+            frames = [_SILENT_FRAME if frame is None else frame for frame in chunk]
+        else:
+            frames = cast("list[bytes]", chunk)  # no None in it: only frames
+        joined = b"".join(frames)
         shortfall = count - len(chunk)
         if shortfall > 0:
             joined += _SILENT_FRAME * shortfall

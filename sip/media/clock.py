@@ -20,7 +20,9 @@ The clock also does the media I/O of all streams, in four phases per tick:
    leaves on this very tick;
 2. send: every queued datagram goes out, back to back, right at the start of the tick (so the
    interval between two packets of a stream does not depend on how much was received) and in
-   one burst (the far ends take it in one go rather than one wake-up per packet);
+   one burst, grouped by destination address (each group in queue order): a far end that
+   takes many calls on one address gets its packets back to back and is woken once for them
+   rather than once per packet;
 3. receive: one non-blocking ``epoll`` (``poll`` where there is none) call asks the kernel which
    of the media sockets registered with ``add_reader`` hold datagrams, and each ready socket's
    reader reads one; again until none is ready (at most ``MAX_RECEIVE_ROUNDS`` times, so a
@@ -59,6 +61,11 @@ SendFailed = Callable[[OSError], None]
 # what to call if sending raises OSError (the data may be a buffer its owner rewrites on its
 # next tick: it is sent before that)
 OutgoingDatagram = tuple[SendFunction, bytes | bytearray, Address, SendFailed]
+
+
+def _destination_key(datagram: OutgoingDatagram) -> int:
+    """Sort key putting the datagrams to one address next to each other (sorting is stable)."""
+    return hash(datagram[2])
 
 
 class TimerHandle(Protocol):
@@ -196,6 +203,9 @@ class MediaClock:
         self._close_poller: Callable[[], None] = lambda: None
         self._readable_mask = 0
         self._outbox: list[OutgoingDatagram] = []
+        # the send phase's order of the last queue that needed one (see ``_in_sending_order``)
+        self._sending_identities: list[int] = []
+        self._sending_order: list[OutgoingDatagram] = []
         # Queue a datagram for this tick's send phase (from a subscriber; outside a tick it
         # leaves with the next one).
         self.queue_datagram: Callable[[OutgoingDatagram], None] = self._outbox.append
@@ -277,6 +287,8 @@ class MediaClock:
         if not self._callbacks and not self._after_send and self._timer is not None:
             self._timer.cancel()
             self._timer = None
+            self._sending_identities = []  # no more ticks: let go of the last tick's datagrams
+            self._sending_order = []
 
     def close(self) -> None:
         """Stop the timer and drop every subscriber, reader and queued datagram."""
@@ -285,6 +297,8 @@ class MediaClock:
         self._after_send.clear()
         self._after_send_tuple = ()
         self._outbox.clear()
+        self._sending_identities = []
+        self._sending_order = []
         self._readers.clear()
         self._close_poller()
         self._close_poller = lambda: None
@@ -341,13 +355,37 @@ class MediaClock:
                     logger.exception("media reader of descriptor %d failed", descriptor)
 
     def _send(self) -> None:
-        """The send phase: every queued datagram, back to back."""
+        """The send phase: every queued datagram, back to back, grouped by destination."""
         outbox = self._outbox
         try:
-            for send, data, address, failed in outbox:
+            for send, data, address, failed in self._in_sending_order(outbox):
                 try:
                     send(data, address)
                 except OSError as error:
                     failed(error)
         finally:
             outbox.clear()
+
+    def _in_sending_order(self, outbox: list[OutgoingDatagram]) -> list[OutgoingDatagram]:
+        """The queued datagrams grouped by destination, each group in queue order.
+
+        A far end that takes many of our streams (one media port for many calls, as a trunk's
+        media server or SBC often has) then gets its packets back to back: it is woken once
+        for a run of them rather than once per packet, which costs both sides CPU (measured
+        on loopback with SIPp echoing 100 calls per port: waking the receiver was about a third
+        of the kernel's work per send, and SIPp's CPU per packet dropped by about a third).
+        The order is worked out again only when the queue holds other datagram entries than
+        on the previous tick (the streams queue the same entry tick after tick; the entries
+        of the previous tick stay referenced, so an equal list of ``id`` means the same ones).
+        """
+        if len(outbox) < 2:
+            return outbox
+        identities = list(map(id, outbox))
+        if identities != self._sending_identities:
+            try:
+                ordered = sorted(outbox, key=_destination_key)
+            except TypeError:
+                ordered = list(outbox)  # an unhashable address: queue order
+            self._sending_identities = identities
+            self._sending_order = ordered
+        return self._sending_order

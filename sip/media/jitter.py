@@ -111,6 +111,12 @@ class JitterBuffer:
         self._candidate: _Candidate | None = None
         self._slots: dict[int, bytes] = {}
         self._play_timestamp = 0
+        self._capacity_samples = capacity_frames * samples_per_frame
+        # The RTP timestamp that the audio right after the frame placed last would carry, and
+        # the slot it goes to (-1: none). Both are on the current slot grid: playout moves by
+        # whole slots, and only a new epoch moves the grid (which forgets them).
+        self._follow_timestamp = -1
+        self._follow_slot = 0
         self._priming = 0
         self._last_frame: bytes | None = None
         self._concealed_run = 0
@@ -177,16 +183,20 @@ class JitterBuffer:
                 # in order, the common case: the next sequence number cannot have been seen
                 self._highest_sequence = highest + 1
                 self._unique_in_epoch += 1
-                # the common placement inline: one whole frame for a slot not yet played and
-                # within capacity (``_place_audio`` does the same, and everything else)
-                samples_per_frame = self.samples_per_frame
-                play = self._play_timestamp
-                offset = ((timestamp - play + 0x80000000) & 0xFFFFFFFF) - 0x80000000
-                slot_offset = (offset + (samples_per_frame >> 1)) // samples_per_frame
-                if 0 <= slot_offset < self.capacity_frames and len(pcm) == self.frame_bytes:
-                    self._consecutive_late = 0
-                    self._slots.setdefault(play + slot_offset * samples_per_frame, pcm)
-                    return _ACCEPTED
+                # the common placement inline: one whole frame right after the frame placed
+                # last goes to the slot after that one's, if it is not played yet and within
+                # capacity (what ``_place_audio`` works out, without the modular arithmetic;
+                # it does everything else)
+                if timestamp == self._follow_timestamp and len(pcm) == self.frame_bytes:
+                    slot = self._follow_slot
+                    play = self._play_timestamp
+                    if play <= slot < play + self._capacity_samples:
+                        self._consecutive_late = 0
+                        self._slots.setdefault(slot, pcm)
+                        samples_per_frame = self.samples_per_frame
+                        self._follow_timestamp = (timestamp + samples_per_frame) & 0xFFFFFFFF
+                        self._follow_slot = slot + samples_per_frame
+                        return _ACCEPTED
                 return self._place_audio(1, timestamp, pcm)
             return self._place(sequence_number, timestamp, pcm)
         if self._ssrc is None:
@@ -217,6 +227,7 @@ class JitterBuffer:
         self._unique_in_epoch = 0
         self._consecutive_late = 0
         self._play_timestamp = timestamp
+        self._follow_timestamp = -1  # the slot grid moves with the new epoch
         self._priming = self.depth_frames
         self._last_frame = None  # never conceal a new stream with the old one's audio
 
@@ -318,7 +329,10 @@ class JitterBuffer:
         slots = self._slots
         if len(pcm) == frame_bytes:
             slots.setdefault(slot, pcm)
+            self._follow_timestamp = (timestamp + samples_per_frame) & 0xFFFFFFFF
+            self._follow_slot = slot + samples_per_frame
         else:
+            self._follow_timestamp = -1
             for start in range(0, len(pcm), frame_bytes):
                 piece = pcm[start : start + frame_bytes]
                 if len(piece) < frame_bytes:

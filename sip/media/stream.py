@@ -178,6 +178,77 @@ def _is_unspecified(host: str) -> bool:
 class AudioStream:
     """Full-duplex G.711 audio of one call. Create with ``await AudioStream.open(...)``."""
 
+    # Slots: a stream has more attributes than an instance dictionary shares keys for (30 in
+    # CPython 3.11), and past that every attribute access on the hot path is a dictionary
+    # lookup; slots keep them fixed-offset reads.
+    __slots__ = (
+        "__weakref__",
+        "_allocator",
+        "_arrival_listeners",
+        "_arrival_newest",
+        "_clock",
+        "_closed",
+        "_codec",
+        "_descriptor",
+        "_destination",
+        "_digits",
+        "_digits_received",
+        "_dtmf_listeners",
+        "_dtmf_receiver",
+        "_dtmf_receiving",
+        "_dtmf_sender",
+        "_dtmf_sending",
+        "_encode",
+        "_expected_payload_types",
+        "_first_tick",
+        "_frame_sent",
+        "_frames",
+        "_hold",
+        "_jitter",
+        "_last_played_tick",
+        "_last_received_at",
+        "_latched",
+        "_latched_source",
+        "_loop",
+        "_malformed",
+        "_marker_next",
+        "_not_sent",
+        "_opened_at",
+        "_outgoing",
+        "_packet",
+        "_packet_payload",
+        "_packets_received",
+        "_packets_sent",
+        "_playout_subscription",
+        "_pull",
+        "_push",
+        "_queue_datagram",
+        "_receive_queue_dropped",
+        "_receive_queue_frames",
+        "_recvfrom",
+        "_remote_set_at",
+        "_retired_sources",
+        "_sdp_address",
+        "_send_queue",
+        "_send_queue_dropped",
+        "_send_queue_limit",
+        "_sending",
+        "_sendto",
+        "_sequence_base",
+        "_silence_payload",
+        "_socket",
+        "_ssrc",
+        "_strangers",
+        "_subscription",
+        "_taps",
+        "_telephone_event_payload",
+        "_timestamp_base",
+        "_timestamp_offset",
+        "_unexpected_payload",
+        "local_host",
+        "local_port",
+    )
+
     def __init__(
         self,
         clock: MediaClock,
@@ -213,6 +284,7 @@ class AudioStream:
         self._retired_sources: frozenset[Address] = frozenset()
         self._destination: Address | None = None
         self._hold = False
+        self._sending = False  # a destination is set and the stream is not on hold
         self._closed = False
         self._marker_next = True
         self._ssrc = secrets.randbits(32)
@@ -227,6 +299,8 @@ class AudioStream:
         self._send_queue_limit = send_queue_frames
         self._receive_queue_frames = receive_queue_frames
         self._jitter = JitterBuffer(depth_frames=jitter_depth_frames)
+        self._push = self._jitter.push
+        self._pull = self._jitter.pull
         self._dtmf_sender = DtmfSender()
         self._dtmf_receiver = DtmfReceiver()
         self._taps: tuple[TapCallback, ...] = ()
@@ -395,6 +469,7 @@ class AudioStream:
         if self._hold and not on:
             self._marker_next = True
         self._hold = on
+        self._sending = self._destination is not None and not on
 
     def send(self, frame: bytes) -> None:
         """Queue one 20 ms frame (320 bytes of 16-bit LE PCM); the oldest is dropped if full.
@@ -535,6 +610,7 @@ class AudioStream:
     # ------------------------------------------------------------------ hot path
     def _set_destination(self, destination: Address | None) -> None:
         self._destination = destination
+        self._sending = destination is not None and not self._hold
         if destination is not None:
             self._outgoing = (self._sendto, self._packet, destination, self._send_failed)
 
@@ -542,7 +618,7 @@ class AudioStream:
         """Tick phase: queue this tick's packet (sent in the clock's send phase)."""
         queue = self._send_queue
         frame = queue.popleft() if queue else None
-        if self._destination is None or self._hold:
+        if not self._sending:
             self._frame_sent = None  # nothing sent, nothing tapped as sent
             return
         timestamp = (self._timestamp_offset + index * SAMPLES_PER_FRAME) & 0xFFFFFFFF
@@ -594,10 +670,21 @@ class AudioStream:
             catch_up = min(missed, jitter.buffered_frames - jitter.depth_frames)
             for behind in range(catch_up, 0, -1):
                 self._play_received(media_timestamp - behind * SAMPLES_PER_FRAME, trim=False)
-        self._play_received(media_timestamp)
+        # ``_play_received(media_timestamp)``, inline: this runs for every stream on every tick
+        received = self._pull()
+        if received is not None:
+            for tap in self._taps:
+                try:
+                    tap("received", received, media_timestamp)
+                except Exception:
+                    # one broken consumer must not break the call's audio: it is removed
+                    logger.exception("audio tap %r failed and was removed", tap)
+                    self._remove_tap(tap)
+            if self._frames is not None:
+                self._frames.put(received)
 
     def _play_received(self, media_timestamp: int, *, trim: bool = True) -> None:
-        received = self._jitter.pull(trim=trim)
+        received = self._pull(trim=trim)
         if received is not None:
             for tap in self._taps:
                 try:
@@ -699,7 +786,7 @@ class AudioStream:
                 return
             self._packets_received += 1
             self._last_received_at = now
-            outcome = self._jitter.push(sequence_number, timestamp, ssrc, pcm)
+            outcome = self._push(sequence_number, timestamp, ssrc, pcm)
             if self._arrival_listeners:
                 self._hand_over_arrival(outcome, sequence_number, ssrc, pcm)
             if self._dtmf_receiving:

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from sip.media.clock import MediaClock, TickSchedule
+from sip.media.clock import Address, MediaClock, OutgoingDatagram, TickSchedule
 from tests.sip.media.conftest import ManualLoop
 
 
@@ -201,3 +201,47 @@ async def test_a_datagram_that_cannot_be_sent_is_reported_and_the_tick_goes_on()
     udp_socket.close()
     assert len(failures) >= 2
     assert all(isinstance(failure, PermissionError) for failure in failures)
+
+
+def test_the_send_phase_groups_datagrams_by_destination_keeping_their_order() -> None:
+    loop = ManualLoop(now=0.0)
+    clock = MediaClock(loop)
+    sent: list[tuple[bytes, Address]] = []
+    first, second = ("127.0.0.1", 4000), ("127.0.0.1", 4002)
+
+    def send(data: bytes | bytearray, address: Address) -> None:
+        sent.append((bytes(data), address))
+
+    def ignore(error: OSError) -> None:
+        raise AssertionError(f"nothing fails here: {error}")
+
+    queued: list[OutgoingDatagram] = [
+        (send, b"a1", first, ignore),
+        (send, b"b1", second, ignore),
+        (send, b"a2", first, ignore),
+        (send, b"b2", second, ignore),
+    ]
+
+    def tick(index: int) -> None:
+        for datagram in queued:
+            clock.queue_datagram(datagram)
+
+    def runs_of(destinations: list[Address]) -> list[Address]:
+        """The destinations, each run of the same one once."""
+        return [to for at, to in enumerate(destinations) if at == 0 or destinations[at - 1] != to]
+
+    clock.subscribe(tick)
+    for _ in range(2):  # the second tick reuses the order worked out on the first
+        sent.clear()
+        loop.run_next()
+        assert [data for data, to in sent if to == first] == [b"a1", b"a2"]
+        assert [data for data, to in sent if to == second] == [b"b1", b"b2"]
+        assert len(runs_of([to for _, to in sent])) == 2  # each destination's packets together
+    # another datagram on a later tick (say a marked packet) goes too, in its group
+    queued.append((send, b"a3", first, ignore))
+    sent.clear()
+    loop.run_next()
+    assert [data for data, to in sent if to == first] == [b"a1", b"a2", b"a3"]
+    assert len(sent) == 5
+    assert len(runs_of([to for _, to in sent])) == 2
+    clock.close()

@@ -276,3 +276,22 @@ def test_configuration_is_validated() -> None:
 def test_attenuate_scales_samples() -> None:
     pcm = struct.pack("<4h", 1000, -1000, 32767, -32768)
     assert struct.unpack("<4h", attenuate(pcm, 0.5)) == (500, -500, 16383, -16384)
+
+
+def test_in_order_packets_keep_their_slots_across_jitter_gaps_and_a_new_grid() -> None:
+    buffer = JitterBuffer(depth_frames=2)
+    # sender timestamps wobbling up to half a slot around the grid still land in their slots
+    for number, wobble in enumerate((0, 40, -40, 79, -80)):
+        buffer.push(100 + number, 16000 + 160 * number + wobble, SSRC, frame(number))
+    # next in sequence, 60 ms further on the timeline (a sender that paused in silence)
+    buffer.push(105, 16000 + 160 * 8, SSRC, frame(8))
+    assert pull_numbers(buffer, 11) == [
+        *["silence", "silence", 0, 1, 2, 3, 4],
+        *["concealed", "concealed", "silence", 8],
+    ]
+    # a new source whose timestamps sit half a slot off the old grid: played on its own grid
+    for number in range(20, 25):
+        buffer.push(500 + number, 9_000_080 + 160 * number, 0xCAFE, frame(number))
+    assert pull_numbers(buffer, 7) == ["silence", "silence", 20, 21, 22, 23, 24]
+    statistics = buffer.statistics
+    assert (statistics.late, statistics.lost, statistics.resynchronized) == (0, 0, 1)
