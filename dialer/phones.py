@@ -3,7 +3,10 @@
 ``normalise_phone`` parses a number once and derives everything from that parse: E.164, the
 kind and the time zone (``NormalisedPhone.timezone``); bulk importers need all three per row and
 parsing is the expensive part. Text made only of digits and the usual separators is handed to
-the parser as bare digits, which gives the same number faster.
+the parser as bare digits, which gives the same number faster; Russian mobile numbers in the
+usual national and international forms ("8 (916) 123-45-67", "+7 916 ...", "7916...", "916...")
+skip the parser altogether: what it would make of them is known (country code 7 and the ten
+digits from the 9 on), and tests compare the two on many inputs.
 """
 
 from __future__ import annotations
@@ -23,6 +26,15 @@ _PHONE_SEARCH_PATTERN = re.compile(r"^\+?[\d\s().\-]+$")
 _PLAIN_NUMBER_PATTERN = re.compile(r"\+?[0-9 ().\-]+")
 _NOT_DIGITS = re.compile(r"[^0-9]")
 _PLAIN_NUMBER_MINIMUM_DIGITS = 3
+# Bare digits of a Russian mobile number: "+7" and ten digits from a 9 (any default region), or
+# with region RU also "8" (the national prefix) or "7" (the country code without "+") before
+# them, or the ten digits alone. The parser reads all of these as +7 and the ten digits: "8" is
+# not the start of the international prefix "810" here, and neither ten nor eleven digits match
+# the region's 14-digit "8..." pattern that would keep a leading 8 or 7.
+_INTERNATIONAL_RUSSIAN_MOBILE = re.compile(r"\+7(9[0-9]{9})")
+_NATIONAL_RUSSIAN_MOBILE = re.compile(r"(?:\+7|[78])?(9[0-9]{9})")
+_RUSSIA = "RU"
+_RUSSIA_COUNTRY_CODE = 7
 _MOBILE_TYPES = frozenset(
     {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
 )
@@ -54,12 +66,15 @@ def normalise_phone(
         digits = _NOT_DIGITS.sub("", text)
         if len(digits) >= _PLAIN_NUMBER_MINIMUM_DIGITS:
             text = ("+" if text.startswith("+") else "") + digits
-    try:
-        number = phonenumbers.parse(text, default_region.upper())
-    except phonenumbers.NumberParseException as error:
-        raise ValidationFailed("phone", f"not a phone number: {raw!r}") from error
-    if not phonenumbers.is_possible_number(number):
-        raise ValidationFailed("phone", f"not a possible phone number: {raw!r}")
+    region = default_region.upper()
+    number = _russian_mobile_number(text, region)
+    if number is None:
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException as error:
+            raise ValidationFailed("phone", f"not a phone number: {raw!r}") from error
+        if not phonenumbers.is_possible_number(number):
+            raise ValidationFailed("phone", f"not a possible phone number: {raw!r}")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     number_type = phonenumbers.number_type(number)
     if kind is None:
@@ -71,6 +86,18 @@ def normalise_phone(
             raise ValidationFailed("phone kind", f"unknown kind {kind!r}") from error
     return NormalisedPhone(
         e164=e164, raw=raw, kind=chosen, timezone=_single_timezone(number, number_type)
+    )
+
+
+def _russian_mobile_number(text: str, region: str) -> phonenumbers.PhoneNumber | None:
+    """The number ``phonenumbers.parse(text, region)`` gives, without parsing, when ``text`` is
+    the bare digits of a Russian mobile number (see ``_NATIONAL_RUSSIAN_MOBILE``); else None."""
+    pattern = _NATIONAL_RUSSIAN_MOBILE if region == _RUSSIA else _INTERNATIONAL_RUSSIAN_MOBILE
+    match = pattern.fullmatch(text)
+    if match is None:
+        return None
+    return phonenumbers.PhoneNumber(
+        country_code=_RUSSIA_COUNTRY_CODE, national_number=int(match.group(1))
     )
 
 

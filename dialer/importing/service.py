@@ -3,10 +3,10 @@
 ``import_contacts(session, actor, source, options)`` reads the file row by row (see
 ``reading``), maps its columns (``mapping``), turns each row into contact data (``rows``) and
 writes in batches of ``options.batch_size`` rows: two indexed queries per batch find which of
-the batch's phones already belong to contacts, new contacts go in with one multi-row INSERT
-(their phones with another), merges update the loaded contacts; the next batch is parsed while
-one is being written. The search index follows by itself (SQLite
-triggers, PostgreSQL trigram index on ``search_text``, which is filled the way
+the batch's phones already belong to contacts, new contacts go in together (COPY on PostgreSQL,
+multi-row INSERTs on SQLite; see ``bulk``), their phones likewise, merges update the loaded
+contacts; the next batch is parsed while one is being written. The search index follows by
+itself (SQLite triggers, PostgreSQL trigram index on ``search_text``, which is filled the way
 ``dialer.contacts`` fills it).
 
 Duplicates are found by phone number, against the database and within the file; the user
@@ -29,13 +29,14 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.actors import Actor
 from dialer.audit import append_audit_event
 from dialer.contacts import MAXIMUM_TAG_LENGTH, search_text_for, visible_contacts
 from dialer.errors import PermissionDenied, ValidationFailed
+from dialer.importing.bulk import insert_contacts, insert_phones
 from dialer.importing.errors import InvalidMapping, NoHeaderRow
 from dialer.importing.mapping import (
     ColumnMapping,
@@ -64,9 +65,6 @@ _RAW_PHONE_LIMIT = 100
 # SQLite page cache during an import (KiB): the default 2 MB holds little of a million contacts'
 # indexes, and every new row lands at a random place in several of them.
 _SQLITE_IMPORT_CACHE_KIB = 131072
-# New rows go in through Core statements on the tables (the values are plain dicts already).
-_CONTACTS = Contact.metadata.tables["contacts"]
-_CONTACT_PHONES = Contact.metadata.tables["contact_phones"]
 
 # Common Russian names of the default statuses (used only when the code exists).
 _STATUS_SYNONYMS: Mapping[str, tuple[str, ...]] = {
@@ -143,7 +141,7 @@ async def import_contacts(
             )
         importer = _Importer(session, actor, owner_id, options)
         data_rows = chain(head[header_index + 1 :], rows)
-        async with _larger_sqlite_cache(session):
+        async with _larger_sqlite_cache(session), _cached_postgres_plans(session):
             await _import_batches(
                 importer, _parsed(data_rows, mapping, context), options.batch_size
             )
@@ -186,6 +184,29 @@ async def _larger_sqlite_cache(session: AsyncSession) -> AsyncIterator[None]:
         yield
     finally:
         await session.execute(text(f"PRAGMA cache_size = {previous}"))
+
+
+@asynccontextmanager
+async def _cached_postgres_plans(session: AsyncSession) -> AsyncIterator[None]:
+    """On PostgreSQL, the server's default plan caching while the block runs.
+
+    ``dialer.storage`` makes asyncpg connections plan every statement for its parameters
+    (``plan_cache_mode = force_custom_plan``, for searches). That applies to the foreign key
+    checks PostgreSQL runs for each inserted row as well (owner, status, creator, contact of a
+    phone): planned afresh for every row, they took over a third of the server's time of an
+    import. With ``auto`` they are planned once. The setting is local to the transaction and
+    put back after the block; when the block fails it is left to the rollback (a failed
+    PostgreSQL transaction takes no more statements, and the error must not be hidden).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    previous = str(await session.scalar(text("SELECT current_setting('plan_cache_mode')")))
+    await session.execute(text("SELECT set_config('plan_cache_mode', 'auto', true)"))
+    yield
+    await session.execute(
+        text("SELECT set_config('plan_cache_mode', :previous, true)"), {"previous": previous}
+    )
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -560,15 +581,14 @@ class _Importer:
             return
         actor_id = self.actor.user_id if self.actor is not None else None
         values = [self._contact_values(item.contact, now, actor_id) for item in new_contacts]
-        ids = await _insert_contact_rows(self.session, values)
+        ids = await insert_contacts(self.session, values)
         phone_values: list[dict[str, Any]] = []
         for item, contact_id in zip(new_contacts, ids, strict=True):
             item.contact_id = contact_id
             for position, phone in enumerate(item.contact.phones):
                 phone_values.append(_phone_values(contact_id, phone, position))
                 self.known[phone.e164] = _KnownContact(contact_id, item.row_number)
-        if phone_values:
-            await self.session.execute(insert(_CONTACT_PHONES), phone_values)
+        await insert_phones(self.session, phone_values)
 
     def _contact_values(
         self, contact: ParsedContact, now: datetime, actor_id: int | None
@@ -596,37 +616,6 @@ class _Importer:
             "updated_at": now,
             "updated_by_id": actor_id,
         }
-
-
-async def _insert_contact_rows(
-    session: AsyncSession, values: Sequence[dict[str, Any]]
-) -> list[int]:
-    """Insert contact rows; their ids, in order.
-
-    Core statements, not the ORM's bulk path (the rows are plain dicts already). PostgreSQL
-    returns the ids with the rows. On SQLite, RETURNING makes SQLAlchemy send the rows as
-    multi-row INSERTs ("insertmanyvalues"); that matters beyond the round trips: the full-text
-    trigger then writes each statement's rows to the FTS index in one go, where an INSERT per
-    row makes FTS5 flush a segment per row (three times the work). SQLite does not promise the
-    order of RETURNING rows, so the ids are read back instead: inside our write transaction
-    nobody else inserts, and a table without AUTOINCREMENT gives each new row max(rowid) + 1 in
-    the order of the VALUES, so the batch's ids are the consecutive run ending at max(id).
-    """
-    table = _CONTACTS
-    if session.get_bind().dialect.name != "sqlite":
-        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return list((await session.scalars(statement, values)).all())
-    await session.execute(insert(table).returning(table.c.id), values)
-    last_id = await session.scalar(select(func.max(Contact.id)))
-    if last_id is None:
-        raise RuntimeError("contacts were inserted but the table is empty")
-    first_id = last_id - len(values) + 1
-    in_range = await session.scalar(
-        select(func.count()).where(Contact.id >= first_id, Contact.id <= last_id)
-    )
-    if in_range != len(values):
-        raise RuntimeError("contact ids of an import batch are not consecutive")
-    return list(range(first_id, last_id + 1))
 
 
 def _phone_values(contact_id: int, phone: NormalisedPhone, position: int) -> dict[str, Any]:
