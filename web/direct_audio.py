@@ -30,7 +30,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
-from web.live import SERVER_SEND_KEY
+from web.live import direct_connection
 
 try:
     from websockets.speedups import apply_mask
@@ -184,41 +184,20 @@ def direct_audio(
     binary frames to the client, or None (nothing changed) when the server is not uvicorn's
     sans-I/O protocol without extensions. Call it with no ``await`` between ``accept`` and it.
     """
-    try:
-        from uvicorn.protocols.websockets.websockets_sansio_impl import (
-            WebSocketsSansIOProtocol,
-        )
-    except ImportError:  # pragma: no cover (uvicorn is a dependency)
+    connection = direct_connection(websocket, "audio socket")
+    if connection is None:
         return None
-    protocol: Any = getattr(websocket.scope.get(SERVER_SEND_KEY), "__self__", None)
-    if not isinstance(protocol, WebSocketsSansIOProtocol):
-        return None
-    try:
-        # Everything used below, read once here: a uvicorn that renamed any of it keeps the
-        # ordinary path rather than a failing socket.
-        if protocol.conn.extensions or not protocol.handshake_complete:
-            return None
-        writable = protocol.writable
-        transport = protocol.transport
-        _ = (protocol.close_sent, protocol.disconnected, writable.is_set, transport.is_closing)
-        if transport.get_protocol() is not protocol or transport.is_closing():
-            return None
-    except AttributeError:
-        logger.warning("audio socket: unknown uvicorn protocol, frames take the ASGI path")
+    protocol: Any = connection.protocol
+    transport = connection.transport
+    taken_over = transport.get_protocol() is not protocol  # another layer sits there already
+    if taken_over or transport.is_closing():
         return None
     transport.set_protocol(AudioTransportTap(protocol, AudioFrameScanner(frame_bytes), on_audio))
     header = binary_frame_header(frame_bytes)
+    can_write = connection.can_write
 
     def write(frame: bytes) -> bool:
-        # Where uvicorn's ``send`` would refuse (close sent, peer gone, transport closing) or
-        # wait (``writable`` cleared by the transport's back-pressure).
-        if (
-            protocol.close_sent
-            or protocol.disconnected
-            or not writable.is_set()
-            or transport.is_closing()
-            or len(frame) != frame_bytes
-        ):
+        if len(frame) != frame_bytes or not can_write():
             return False
         transport.write(header + frame)
         return True

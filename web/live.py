@@ -47,6 +47,7 @@ import struct
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.applications import Starlette
@@ -200,47 +201,70 @@ def text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
-def _frame_writer(websocket: WebSocket) -> Callable[[bytes], bool] | None:
-    """Writes a text frame straight onto the socket's transport, if the server allows it.
+@dataclass(frozen=True, slots=True)
+class DirectConnection:
+    """An accepted socket's uvicorn sans-I/O protocol and transport, to write frames onto."""
+
+    protocol: Any
+    transport: asyncio.Transport
+    writable: asyncio.Event
+
+    def can_write(self) -> bool:
+        """Whether uvicorn's own ``send`` would write now: not when it would refuse (close
+        sent, peer gone, transport closing: uvicorn closes it as soon as the peer's close frame
+        or a protocol error arrives) or wait (``writable`` cleared by back-pressure)."""
+        protocol = self.protocol
+        return not (
+            protocol.close_sent
+            or protocol.disconnected
+            or not self.writable.is_set()
+            or self.transport.is_closing()
+        )
+
+
+def direct_connection(websocket: WebSocket, purpose: str) -> DirectConnection | None:
+    """The connection under an accepted socket when frames may be written straight onto it.
 
     Only under uvicorn's sans-I/O protocol (``ws="websockets-sansio"``, as ``dialer serve``)
-    with no extension negotiated: the frame is then the same bytes that
-    ``websockets.ServerProtocol.send_text`` would produce, and the write is what uvicorn's own
-    ``send`` does once its ``writable`` event is set. The writer returns False, writing nothing,
-    whenever uvicorn's ``send`` would wait or refuse (transport paused or closing, close sent,
-    peer gone): the event then takes the ordinary, queued path. None when not applicable.
+    with no extension negotiated: a frame built here is then the same bytes the websockets
+    library would produce, and a write after ``can_write`` is what uvicorn's own ``send`` does.
+    None when not applicable; ``purpose`` names the socket in the warning logged when uvicorn
+    has renamed something used here (that socket then keeps the ordinary path).
     """
     try:
         from uvicorn.protocols.websockets.websockets_sansio_impl import (
             WebSocketsSansIOProtocol,
         )
-    except ImportError:
+    except ImportError:  # pragma: no cover (uvicorn is a dependency)
         return None
-    protocol = getattr(websocket.scope.get(SERVER_SEND_KEY), "__self__", None)
+    protocol: Any = getattr(websocket.scope.get(SERVER_SEND_KEY), "__self__", None)
     if not isinstance(protocol, WebSocketsSansIOProtocol):
         return None
     try:
-        # Everything ``write`` reads, read once here: a uvicorn that renamed any of it gets the
-        # ordinary path rather than a failing socket.
+        # Everything ``can_write`` reads, read once here.
         if protocol.conn.extensions or not protocol.handshake_complete:
             return None
-        writable = protocol.writable
-        transport = protocol.transport
-        _ = (protocol.close_sent, protocol.disconnected, writable.is_set, transport.is_closing)
+        connection = DirectConnection(protocol, protocol.transport, protocol.writable)
+        _ = (protocol.close_sent, protocol.disconnected, connection.writable.is_set)
+        _ = connection.transport.is_closing
     except AttributeError:
-        logger.warning("events socket: unknown uvicorn protocol, events take the queued path")
+        logger.warning("%s: unknown uvicorn protocol, frames take the ordinary path", purpose)
         return None
+    return connection
+
+
+def _frame_writer(websocket: WebSocket) -> Callable[[bytes], bool] | None:
+    """Writes a text frame straight onto the socket's transport, if the server allows it
+    (see ``direct_connection``). The writer returns False, writing nothing, whenever uvicorn's
+    ``send`` would wait or refuse: the event then takes the ordinary, queued path."""
+    connection = direct_connection(websocket, "events socket")
+    if connection is None:
+        return None
+    can_write = connection.can_write
+    transport = connection.transport
 
     def write(frame: bytes) -> bool:
-        # uvicorn closes the transport as soon as the peer's close frame or a protocol error
-        # arrives, and marks ``close_sent`` / ``disconnected`` for our close and a lost peer:
-        # together the cases where its ``send`` would refuse, and ``writable`` where it waits.
-        if (
-            protocol.close_sent
-            or protocol.disconnected
-            or not writable.is_set()
-            or transport.is_closing()
-        ):
+        if not can_write():
             return False
         transport.write(frame)
         return True
