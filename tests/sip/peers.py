@@ -117,17 +117,31 @@ async def wait_listening(
         await asyncio.sleep(0.02)
 
 
-async def stop_process(process: asyncio.subprocess.Process, seconds: float = 5.0) -> None:
-    """Terminate one child process by PID (SIGTERM, then SIGKILL), and reap it."""
-    if process.returncode is None:
+async def stop_process(
+    process: asyncio.subprocess.Process, seconds: float = 5.0, *, whole_group: bool = False
+) -> None:
+    """Terminate one child process by PID (SIGTERM, then SIGKILL), and reap it.
+
+    ``whole_group``: the child leads its own process group (``start_new_session=True``) and
+    forks workers of its own (Kamailio): the signals go to the group, and whatever of it is
+    left once the leader is gone is killed, so no worker outlives the test."""
+
+    def send(signal_number: int) -> None:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGTERM)
+            if whole_group:
+                os.killpg(process.pid, signal_number)
+            else:
+                os.kill(process.pid, signal_number)
+
+    if process.returncode is None:
+        send(signal.SIGTERM)
         try:
             await asyncio.wait_for(process.wait(), seconds)
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
+            send(signal.SIGKILL)
             await process.wait()
+    if whole_group:
+        send(signal.SIGKILL)
 
 
 # --------------------------------------------------------------------------------------------
@@ -410,7 +424,7 @@ class KamailioPeer:
         return path.read_text(errors="replace") if path.exists() else ""
 
     async def stop(self) -> None:
-        await stop_process(self.process)
+        await stop_process(self.process, whole_group=True)
 
 
 def _kamailio_module_path() -> Path:
@@ -468,11 +482,12 @@ async def start_kamailio(
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=output,
                 stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # its workers go with it (see stop_process)
             )
         try:
             await wait_listening(process, port, "udp")
         except PeerError as error:
-            await stop_process(process)
+            await stop_process(process, whole_group=True)
             last_error = error
             continue
         return KamailioPeer(process, port, directory)
