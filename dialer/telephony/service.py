@@ -441,7 +441,7 @@ class CallService:
             # Subscribed to the media clock before the call's stream, so it runs first on
             # each tick (see dialer.telephony.bridge).
             live.pacer = OperatorFramePacer(self.phone.clock)
-        await self._publish(live, CallState.CREATED, live.created_at)
+        await self._publish(live, _Transition(CallState.CREATED, live.created_at))
         if live.audio_leg is AudioLeg.BROWSER:
             # No browser attached yet: the same grace applies as after a detach.
             self._arm_grace_timer(live)
@@ -893,15 +893,7 @@ class CallService:
             self._group_writer = loop.create_task(self._write_queued(), name="call-transitions")
         for transition in await asyncio.shield(written):
             live.state = transition.state
-            await self._publish(
-                live,
-                transition.state,
-                transition.at,
-                cause=transition.cause,
-                sip_code=transition.sip_code,
-                reason=transition.reason,
-                hangup_by=transition.hangup_by,
-            )
+            await self._publish(live, transition)
 
     async def _write_queued(self) -> None:
         """Write what is queued, a group per turn, until nothing is (see _write_transitions)."""
@@ -987,17 +979,9 @@ class CallService:
                     )
             await session.commit()
 
-    async def _publish(
-        self,
-        live: _LiveCall,
-        state: CallState,
-        at: datetime,
-        *,
-        cause: str | None = None,
-        sip_code: int | None = None,
-        reason: str | None = None,
-        hangup_by: HangupParty | None = None,
-    ) -> None:
+    async def _publish(self, live: _LiveCall, transition: _Transition) -> None:
+        """The call's event and its operator's state, to the call's audience."""
+        state, at, hangup_by = transition.state, transition.at, transition.hangup_by
         payload: dict[str, object] = {
             "call_id": live.call_id,
             "contact_id": live.contact_id,
@@ -1005,9 +989,9 @@ class CallService:
             "operator_id": live.operator_id,
             "number": live.number,
             "state": state.value,
-            "cause": cause,
-            "sip_code": sip_code,
-            "reason": reason,
+            "cause": transition.cause,
+            "sip_code": transition.sip_code,
+            "reason": transition.reason,
             "hangup_by": hangup_by.value if hangup_by is not None else None,
             "at": _iso(at),
         }
