@@ -1,8 +1,9 @@
 """Load benchmark: N concurrent recorded calls from our SIP stack to SIPp callees echoing RTP.
 
 Every call is set up through SIP on loopback, held for ``--seconds`` while both directions are
-recorded to disk (``recordings.wav_writer.StereoRecorder`` fed from the audio tap, with the
-product's default flush and sync intervals), then hung up. One SIPp process per
+recorded to disk (``recordings.wav_writer.StereoRecorder`` fed from the audio stream's duplex
+tap, both directions of a tick in one call, with the product's default flush and sync
+intervals), then hung up. One SIPp process per
 ``CALLS_PER_SIPP`` calls (SIPp echoes on one socket and thread per process; the packets of all
 calls leave in one burst per 20 ms tick and a default socket buffer holds about 256 of them,
 so each SIPp gets few enough to hold two ticks' worth even if it did not run meanwhile).
@@ -21,10 +22,16 @@ One JSON line per run::
 
 * cpu_ms_per_call_second: CPU time of the worker processes (all threads, recording writers
   included) during the hold, per call and per second of call;
-* send_interval_p50/p99_ms: intervals between consecutive RTP packets of each call, taken
-  (``time.perf_counter``) in the audio tap that sees the frame sent, which runs after the
-  tick's send and receive phases (so a little after the packet was handed to the socket, never
-  before), every call, the whole hold;
+* send_interval_p50/p99_ms: intervals between consecutive RTP packets of each call, each packet
+  timed (``time.perf_counter``) right after it was handed to its socket (``sendto`` returned),
+  every call, the whole hold: the same definition as for pyVoIP, whose RTP socket's ``sendto``
+  is wrapped. The media clock of each worker is a :class:`SocketTimedClock`, which takes the
+  time after each datagram of its send phase (one clock read, a dictionary lookup and a list
+  append per packet, none of which happens between the sends of a tick's other packets);
+* tap_interval_p50/p99_ms: the same intervals taken in the audio tap that sees the frame sent
+  (the definition of this bench before the send interval was timed at the socket), which runs
+  in the tick's after-send phase, i.e. after the whole tick's send *and* receive phases: it
+  adds how long the receive phase and the taps of the calls before took to the moment;
 * received_ratio: packets received back from the echo / packets sent, during the hold;
 * setup_rate_cps: calls / seconds from the first INVITE to the last answer (each worker places
   INVITEs in batches of ``SETUP_BATCH``);
@@ -34,7 +41,10 @@ One JSON line per run::
   cores, so read the dialer figures with it); packets_per_call_second (50 when on time);
   cpu_us_per_packet_sent (worker CPU per packet sent, which stays comparable when an overloaded
   machine makes the clock skip ticks and cpu_ms_per_call_second drops with the packets);
-  clock_skipped_ticks; load_average_1min_at_start / _at_end (other work on the machine).
+  clock_skipped_ticks; load_average_1min_at_start / _at_end (other work on the machine);
+  gc_tracked_objects_per_process and gc_full_collection_ms (the largest of the workers, taken
+  after setup: what a full collection of the garbage collector would walk and pause the ticks
+  for; the bench then freezes those objects, ``gc.freeze()``, the product does not).
 
 ``--reference-pyvoip`` also runs pyVoIP 1.6.8 (thread-per-call RTP) at ``--pyvoip-calls``
 (default 100) against the same kind of callee, with the same keys and ``"impl": "pyvoip"``,
@@ -72,6 +82,7 @@ if str(ROOT) not in sys.path:
 
 from recordings.wav_writer import RecordingWriter, StereoRecorder  # noqa: E402
 from sip.account import Account  # noqa: E402
+from sip.media.clock import MediaClock  # noqa: E402
 from sip.media.stream import Direction  # noqa: E402
 from sip.phone import Call, Phone, PhoneConfig  # noqa: E402
 from sip.ratelimit import RateLimit  # noqa: E402
@@ -136,24 +147,93 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class SocketTimedClock(MediaClock):
+    """The media clock, timing every datagram of its send phase once its socket took it.
+
+    ``measuring`` maps a socket's local port to the list its packets' send times go to (a
+    stream's datagrams carry its socket's bound ``sendto``/``send``); sockets of other ports
+    are not timed. Same send order, same error handling as ``MediaClock``'s send phase.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.measuring: dict[int, list[float]] = {}
+        self._times_of: dict[Any, list[float] | None] = {}  # a socket -> its list, or None
+
+    def start_measuring(self, sent_at: dict[int, list[float]]) -> None:
+        self._times_of = {}
+        self.measuring = sent_at
+
+    def stop_measuring(self) -> None:
+        self._times_of = {}
+        self.measuring = {}
+
+    def _send(self) -> None:
+        outbox = self._outbox
+        times_of = self._times_of
+        now = time.perf_counter
+        try:
+            # (send, data, argument, failed[, destination]): the send phase calls
+            # ``send(data, argument)``, argument the address or, on a connected socket, flags
+            for datagram in self._in_sending_order(outbox):
+                send = datagram[0]
+                try:
+                    send(datagram[1], datagram[2])
+                except OSError as error:
+                    datagram[3](error)
+                    continue
+                if self.measuring:
+                    sent_at = now()
+                    owner = getattr(send, "__self__", None)
+                    if owner not in times_of:
+                        times_of[owner] = self._times_for(owner)
+                    times = times_of[owner]
+                    if times is not None:
+                        times.append(sent_at)
+        finally:
+            outbox.clear()
+
+    def _times_for(self, owner: Any) -> list[float] | None:
+        try:
+            port = int(owner.getsockname()[1])
+        except (AttributeError, OSError):
+            return None
+        return self.measuring.get(port)
+
+
 class CallProbe:
-    """Per call: the recorder, and the time of every packet sent during the hold."""
+    """Per call: the recorder, and the times of every packet sent during the hold (taken at
+    the socket by the clock, and in the tap)."""
 
     def __init__(self, call: Call, recorder: StereoRecorder):
         self.call = call
         self.recorder = recorder
         self.measuring = False
-        self.sent_at: list[float] = []
+        self.sent_at: list[float] = []  # filled by the SocketTimedClock
+        self.tapped_at: list[float] = []
         self._write = recorder.write_frame
-        call.audio.add_tap(self.tap)
+        if hasattr(call.audio, "add_duplex_tap"):
+            # both directions of a tick in one call, as the product's recorder takes them
+            self._write_both = recorder.write_frames
+            call.audio.add_duplex_tap(self.duplex_tap)
+        else:  # an older tree (a baseline worktree): one tap call per direction
+            call.audio.add_tap(self.tap)
 
     def tap(self, direction: Direction, frame: bytes, media_timestamp: int) -> None:
         if self.measuring and direction == "sent":
-            self.sent_at.append(time.perf_counter())
+            self.tapped_at.append(time.perf_counter())
         self._write(direction, frame, media_timestamp)
+
+    def duplex_tap(self, sent: bytes | None, received: bytes | None, media_timestamp: int) -> None:
+        if self.measuring and sent is not None:
+            self.tapped_at.append(time.perf_counter())
+        self._write_both(sent, received, media_timestamp)
 
     def intervals_ms(self) -> np.ndarray[Any, Any]:
         return np.diff(np.asarray(self.sent_at)) * 1000
+
+    def tap_intervals_ms(self) -> np.ndarray[Any, Any]:
+        return np.diff(np.asarray(self.tapped_at)) * 1000
 
 
 @dataclass
@@ -188,6 +268,9 @@ class ShareResult:
     skipped_ticks: int
     peak_rss_mb: float
     histogram: np.ndarray[Any, Any] = field(repr=False)
+    tap_histogram: np.ndarray[Any, Any] = field(repr=False)
+    gc_tracked_objects: int = 0
+    gc_full_collection_ms: float = 0.0
 
 
 async def run_share(spec: ShareSpec, connection: Connection) -> None:
@@ -200,6 +283,9 @@ async def run_share(spec: ShareSpec, connection: Connection) -> None:
             rate_limit=RateLimit(messages_per_second=1e6, burst=1e6),
         )
     )
+    # no stream has subscribed to the phone's own clock yet: swap in the timing one
+    phone.clock.close()
+    clock = phone.clock = SocketTimedClock()
     writer = RecordingWriter(threads=2)
     accounts = [
         Account(name=f"bench{port}", host="127.0.0.1", port=port, username="b", register=False)
@@ -231,10 +317,16 @@ async def run_share(spec: ShareSpec, connection: Connection) -> None:
         # Everything set up so far lives as long as the calls: out of the collector's sight, so
         # a collection during the hold never walks a thousand calls' objects.
         gc.collect()
+        # what the product (which does not freeze) would pause for in a full collection now
+        tracked_objects = len(gc.get_objects())
+        collect_started = time.perf_counter()
+        gc.collect()
+        full_collection_ms = (time.perf_counter() - collect_started) * 1000
         gc.freeze()
         skipped_before = phone.clock.statistics.skipped_ticks
         sent_before = sum(p.call.statistics.packets_sent for p in probes)
         received_before = sum(p.call.statistics.packets_received for p in probes)
+        clock.start_measuring({probe.call.audio.local_port: probe.sent_at for probe in probes})
         for probe in probes:
             probe.measuring = True
         cpu_before = cpu_seconds()
@@ -242,21 +334,34 @@ async def run_share(spec: ShareSpec, connection: Connection) -> None:
         await asyncio.sleep(spec.seconds)
         hold = time.perf_counter() - hold_started
         cpu = cpu_seconds() - cpu_before
+        clock.stop_measuring()
         for probe in probes:
             probe.measuring = False
         sent = sum(p.call.statistics.packets_sent for p in probes) - sent_before
         received = sum(p.call.statistics.packets_received for p in probes) - received_before
         skipped = phone.clock.statistics.skipped_ticks - skipped_before
         histogram = np.zeros(INTERVAL_BINS, dtype=np.int64)
+        tap_histogram = np.zeros(INTERVAL_BINS, dtype=np.int64)
         for probe in probes:
             histogram += interval_histogram(probe.intervals_ms())
+            tap_histogram += interval_histogram(probe.tap_intervals_ms())
         for probe in probes:
             probe.call.hangup()
         await asyncio.wait_for(asyncio.gather(*(probe.call.wait_ended() for probe in probes)), 60)
         for probe in probes:
             probe.recorder.close()
         result = ShareResult(
-            len(probes), cpu, hold, sent, received, skipped, peak_rss_mb(), histogram
+            len(probes),
+            cpu,
+            hold,
+            sent,
+            received,
+            skipped,
+            peak_rss_mb(),
+            histogram,
+            tap_histogram,
+            tracked_objects,
+            full_collection_ms,
         )
         connection.send(("result", result))
     except Exception as error:
@@ -355,6 +460,7 @@ async def run_dialer(
     sent = sum(result.sent for result in results)
     received = sum(result.received for result in results)
     histogram = np.sum([result.histogram for result in results], axis=0)
+    tap_histogram = np.sum([result.tap_histogram for result in results], axis=0)
     return {
         "impl": "dialer",
         "calls": calls,
@@ -372,6 +478,10 @@ async def run_dialer(
         "packets_per_call_second": round(sent / (calls * hold), 2),
         "cpu_us_per_packet_sent": round(cpu * 1e6 / sent, 2) if sent else 0.0,
         "clock_skipped_ticks": sum(result.skipped_ticks for result in results),
+        "tap_interval_p50_ms": round(histogram_percentile(tap_histogram, 0.50), 2),
+        "tap_interval_p99_ms": round(histogram_percentile(tap_histogram, 0.99), 2),
+        "gc_tracked_objects_per_process": max(result.gc_tracked_objects for result in results),
+        "gc_full_collection_ms": round(max(r.gc_full_collection_ms for r in results), 1),
         "load_average_1min_at_start": round(load_at_start, 2),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
     }
@@ -400,6 +510,7 @@ class _CountingSocket:
 async def run_pyvoip(calls: int, seconds: float, directory: Path) -> dict[str, Any]:
     """pyVoIP 1.6.8 as the reference: one VoIPPhone, ``calls`` calls, two RTP threads per call,
     one recorder thread writing both directions of every call to a stereo WAV."""
+    load_at_start = os.getloadavg()[0]
     sipp = await peers.start_sipp(
         "register_and_answer",
         directory / "sipp",
@@ -410,7 +521,10 @@ async def run_pyvoip(calls: int, seconds: float, directory: Path) -> dict[str, A
         extra_arguments=["-l", str(calls + 10), "-nr"],
     )
     try:
-        return await asyncio.to_thread(_pyvoip_calls, calls, seconds, directory, sipp.sip_port)
+        result = await asyncio.to_thread(_pyvoip_calls, calls, seconds, directory, sipp.sip_port)
+        result["load_average_1min_at_start"] = round(load_at_start, 2)
+        result["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
+        return result
     finally:
         await sipp.stop()
 

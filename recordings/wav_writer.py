@@ -20,13 +20,20 @@ Design (for asyncio callers, e.g. the SIP media tap):
   after the tick, while the loop idles until the next one, so the threads' few moments under
   the interpreter lock do not interrupt the tick (a thread that wants the lock takes it
   whenever the tick releases it around a system call, and the tick then waits for it back).
+  The recorders of one writer commit on different ticks: the first chunk of each is shorter
+  by a phase the writer hands out in turn (0, 1, ... up to the chunk length), so calls that
+  started together (a campaign's first batch, a benchmark) do not all interleave and hand
+  over their chunk on the same tick, every flush interval (a tick taking hundreds of commits
+  at once, and the writer threads hundreds of writes right after it).
   Once written, the audio survives a kill -9 of the process (it is in the kernel's page
   cache); with the defaults at most 0.2 + 0.5 s of audio live only in memory, so a kill -9
   loses less than the last second. The header's RIFF and data sizes are rewritten (one
   ``pwrite``) when the file is made durable, below, so they may lag the data by up to the sync
   interval after a kill -9: :mod:`recordings.repair` sets them from the real length.
 * Durability against a machine crash is batched: each writer thread makes its dirty files
-  durable once per ``sync_interval_seconds`` (default 1 s) in one pass: an ``fsync`` per file,
+  durable once per ``sync_interval_seconds`` (default 1 s; up to 0.1 s later, as the pass
+  waits for the writer's next batch of jobs, which comes right after a media tick, to run in
+  the loop's idle time before the next one) in one pass: an ``fsync`` per file,
   or, when many files are dirty, one ``syncfs`` per filesystem (Linux), since a disk takes a few
   hundred fsyncs a second at best (about 4 ms each measured here) and a thousand recorded calls
   would need thousands. Closing a recorder fsyncs its file before the rename.
@@ -81,6 +88,8 @@ _SILENT_FRAME = bytes(FRAME_BYTES)
 _CHANNEL_OF: dict[str, int] = {"sent": 0, "received": 1}
 # A sync pass with at least this many dirty files on one filesystem uses one syncfs for them.
 SYNCFS_MIN_FILES = 8
+# How long a due sync pass may wait for the next batch of jobs (see ``RecordingWriter._run``).
+SYNC_GRACE_SECONDS = 0.1
 
 
 def _load_syncfs() -> Callable[[int], int] | None:
@@ -155,6 +164,7 @@ class RecordingWriter:
             for index, lane in enumerate(self._lanes)
         ]
         self._next_lane = 0
+        self._recorders = 0  # recorders that asked for a phase (``commit_phase``)
         self._closed = False
         self.sync_passes = 0
         for thread in self._threads:
@@ -165,6 +175,13 @@ class RecordingWriter:
         lane = self._next_lane
         self._next_lane = (lane + 1) % len(self._lanes)
         return lane
+
+    def commit_phase(self, period: int) -> int:
+        """The phase (``0 <= phase < period``) of a new recorder's commits: in turn, so the
+        recorders of this writer spread their commits over the ticks of a flush interval."""
+        phase = self._recorders % period
+        self._recorders += 1
+        return phase
 
     def submit(self, lane: int, job: Callable[[], None]) -> None:
         """Run ``job`` on the thread ``lane``, after the jobs submitted to it before."""
@@ -221,12 +238,15 @@ class RecordingWriter:
         while True:
             jobs: list[Callable[[], None]] | None
             if lane.dirty:
+                # A due sync pass waits (up to SYNC_GRACE_SECONDS) for the next batch of jobs:
+                # batches come right after a media tick, and the pass then has the loop's idle
+                # time until the next tick for its moments under the interpreter lock.
                 remaining = lane.dirty_since + interval - time.monotonic()
-                if remaining <= 0:
+                if remaining <= -SYNC_GRACE_SECONDS:
                     self._sync_pass(lane)
                     continue
                 try:
-                    jobs = lane.jobs.get(timeout=remaining)
+                    jobs = lane.jobs.get(timeout=remaining + SYNC_GRACE_SECONDS)
                 except queue.Empty:
                     continue
             else:
@@ -239,6 +259,8 @@ class RecordingWriter:
                 job()
             if was_clean and lane.dirty:
                 lane.dirty_since = time.monotonic()
+            elif lane.dirty and time.monotonic() >= lane.dirty_since + interval:
+                self._sync_pass(lane)
 
     def _sync_pass(self, lane: _Lane) -> None:
         """Make every dirty file of ``lane`` durable: one syncfs per busy filesystem, or fsyncs."""
@@ -424,8 +446,10 @@ class StereoRecorder:
         self._file = _WavFile(self.part_path, path, writer._dirty_files(self._lane))
         self._flush_slots = max(1, round(flush_interval_seconds / FRAME_SECONDS))
         self._reorder_slots = round(reorder_window_seconds / FRAME_SECONDS)
-        # a channel holding this many uncommitted slots triggers a commit
-        self._commit_length = self._flush_slots + self._reorder_slots
+        # a channel holding this many uncommitted slots triggers a commit; the first chunk is
+        # shorter by this recorder's phase (see the module docstring)
+        self._full_commit_length = self._flush_slots + self._reorder_slots
+        self._commit_length = self._full_commit_length - writer.commit_phase(self._flush_slots)
         self._origin: int | None = None
         self._base_slot = 0  # first slot not yet committed
         # Per channel, the uncommitted slots from ``_base_slot`` on up to the newest frame of
@@ -481,6 +505,32 @@ class StereoRecorder:
                     self._commit(self._base_slot + len(pending) - self._reorder_slots)
                 return
         self._write_frame(direction, frame, media_timestamp)
+
+    def write_frames(
+        self, sent: bytes | None, received: bytes | None, media_timestamp: int
+    ) -> None:
+        """Both sides' frames of one tick at once (either may be ``None``): what
+        :meth:`write_frame` does for each, in one call (``stream.add_duplex_tap(
+        recorder.write_frames)``)."""
+        if self._in_order_path and sent is not None and received is not None:
+            # the usual case, once per tick: each frame right after its side's newest
+            left, right = self._pending
+            length = len(left)
+            if (
+                len(right) == length
+                and len(sent) == FRAME_BYTES
+                and len(received) == FRAME_BYTES
+                and media_timestamp - self._base_timestamp == length * SAMPLES_PER_FRAME
+            ):
+                left.append(sent if sent.__class__ is bytes else bytes(sent))
+                right.append(received if received.__class__ is bytes else bytes(received))
+                if length + 1 >= self._commit_length:
+                    self._commit(self._base_slot + length + 1 - self._reorder_slots)
+                return
+        if sent is not None:
+            self.write_frame("sent", sent, media_timestamp)
+        if received is not None:
+            self.write_frame("received", received, media_timestamp)
 
     def _write_frame(self, direction: Direction, frame: bytes, media_timestamp: int) -> None:
         """``write_frame`` for every case (first frame, reordered, several frames, errors)."""
@@ -588,6 +638,7 @@ class StereoRecorder:
         pending[index] = frame
 
     def _commit(self, end_slot: int) -> None:
+        self._commit_length = self._full_commit_length
         count = end_slot - self._base_slot
         left = self._take(self._pending[0], count)
         right = self._take(self._pending[1], count)

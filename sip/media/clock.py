@@ -55,17 +55,22 @@ MAX_RECEIVE_ROUNDS = 8  # datagrams read per socket and tick, at most (50 packet
 TickCallback = Callable[[int], None]
 ReaderCallback = Callable[[float], None]
 Address = tuple[Any, ...]
-SendFunction = Callable[[bytes | bytearray, Address], object]
+# what the send phase passes to a send function after the data: the address for a socket's
+# ``sendto``, the flags (0) for a connected socket's ``send``
+SendArgument = Address | int
+SendFunction = Callable[[bytes | bytearray, Any], object]
 SendFailed = Callable[[OSError], None]
-# a datagram queued for the send phase: send function (a socket's sendto), data, address, and
-# what to call if sending raises OSError (the data may be a buffer its owner rewrites on its
-# next tick: it is sent before that)
-OutgoingDatagram = tuple[SendFunction, bytes | bytearray, Address, SendFailed]
+# A datagram queued for the send phase: send function, data, the argument after the data (the
+# send phase calls ``send(data, argument)``: ``(socket.sendto, data, address, ...)`` or, for a
+# connected socket, ``(socket.send, data, 0, ...)``), what to call if sending raises OSError,
+# and the destination address (the send phase groups by it). The data may be a buffer its
+# owner rewrites on its next tick: it is sent before that.
+OutgoingDatagram = tuple[SendFunction, bytes | bytearray, SendArgument, SendFailed, Address]
 
 
 def _destination_key(datagram: OutgoingDatagram) -> int:
     """Sort key putting the datagrams to one address next to each other (sorting is stable)."""
-    return hash(datagram[2])
+    return hash(datagram[4])
 
 
 class TimerHandle(Protocol):
@@ -358,9 +363,9 @@ class MediaClock:
         """The send phase: every queued datagram, back to back, grouped by destination."""
         outbox = self._outbox
         try:
-            for send, data, address, failed in self._in_sending_order(outbox):
+            for send, data, argument, failed, _destination in self._in_sending_order(outbox):
                 try:
-                    send(data, address)
+                    send(data, argument)
                 except OSError as error:
                     failed(error)
         finally:

@@ -18,6 +18,11 @@ there is one per tick, concealment and silence included (a continuous timeline);
 first packet there are none. Frames replaced by a DTMF digit are tapped as silence (digits
 stay out of recordings). On hold nothing is sent and nothing is tapped as sent.
 
+Duplex taps (``add_duplex_tap``) see the same frames, both directions of a tick in one call,
+``tap(sent, received, media_timestamp)`` (either may be ``None``: nothing sent, nothing played
+out; never both): a recorder takes a tick in one call instead of two. Frames of ticks the
+clock skipped, played out on the next tick, come in calls of their own with ``sent=None``.
+
 Arrival listeners (``add_arrival_listener``) get the far end's audio without the jitter
 buffer's delay, for a consumer with a playout buffer of its own (the operator's browser): each
 20 ms frame of an audio packet as soon as the packet is read, in sequence order (a packet older
@@ -44,13 +49,30 @@ from the exact SDP address, which re-latch to it. A ``set_remote`` with a new ad
 a new latching window (in which the previous session's SDP address and latched source may
 not latch, so the old peer's packets cannot capture the new session); one with the same
 address keeps the latch.
+
+Connected socket: once the latched source is the SDP address itself (the usual case: no NAT in
+between), the socket is ``connect``-ed to it, and from then on packets go out with ``send`` and
+come in with ``recv``, without an address either way (no route lookup per packet in the
+kernel, no address objects in the interpreter: about half the interpreter's work of sending and
+receiving a packet). The kernel then delivers only that source's datagrams to the socket, so
+hijack protection is unchanged (it is the same rule, applied before the packet reaches us);
+datagrams from other sources are dropped by the kernel (which answers them as a closed port
+would, with an ICMP port unreachable) and are no longer seen, hence not counted in
+``packets_from_strangers``: that counter counts strangers while the socket is not connected
+(before latching, while latched behind NAT to a source other than the SDP address, and in the
+latching window after a new ``set_remote`` address). Datagrams queued before the ``connect``
+are read with their source and judged as before. ``set_remote`` with a new address disconnects
+the socket first (a new latching window accepts any source again); a connected socket also
+reports the far end's ICMP errors (its port closed), which show as ``packets_not_sent``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import ipaddress
 import logging
+import os
 import secrets
 import socket
 import struct
@@ -81,6 +103,7 @@ logger = logging.getLogger(__name__)
 
 Direction = Literal["sent", "received"]
 TapCallback = Callable[[Direction, bytes, int], None]
+DuplexTapCallback = Callable[[bytes | None, bytes | None, int], None]
 DtmfCallback = Callable[[DtmfDigit], None]
 ArrivalCallback = Callable[[bytes], None]
 Address = tuple[str, int]
@@ -98,6 +121,9 @@ _unpack_after_first_byte = _HEADER_AFTER_FIRST_BYTE.unpack_from
 _HEADER_SIZE = _HEADER.size
 _RECEIVE_SIZE = 2048  # larger datagrams are not RTP audio we can use (truncated: malformed)
 _OPEN_ATTEMPTS = 64
+# datagrams read with their source right after connecting (queued before the connect); a
+# socket with more than this waiting keeps reading with sources until its next latching window
+_DRAIN_AFTER_CONNECT = 64
 _ItemT = TypeVar("_ItemT")
 
 
@@ -189,6 +215,8 @@ class AudioStream:
         "_clock",
         "_closed",
         "_codec",
+        "_connect_wanted",
+        "_connected",
         "_descriptor",
         "_destination",
         "_digits",
@@ -198,6 +226,7 @@ class AudioStream:
         "_dtmf_receiving",
         "_dtmf_sender",
         "_dtmf_sending",
+        "_duplex_taps",
         "_encode",
         "_expected_payload_types",
         "_first_tick",
@@ -225,10 +254,12 @@ class AudioStream:
         "_queue_datagram",
         "_receive_queue_dropped",
         "_receive_queue_frames",
+        "_recv",
         "_recvfrom",
         "_remote_set_at",
         "_retired_sources",
         "_sdp_address",
+        "_send_connected",
         "_send_queue",
         "_send_queue_dropped",
         "_send_queue_limit",
@@ -244,6 +275,7 @@ class AudioStream:
         "_telephone_event_payload",
         "_timestamp_base",
         "_timestamp_offset",
+        "_trusting_kernel",
         "_unexpected_payload",
         "local_host",
         "local_port",
@@ -268,7 +300,14 @@ class AudioStream:
         self._socket = udp_socket
         self._descriptor = udp_socket.fileno()
         self._sendto = udp_socket.sendto
+        self._send_connected = udp_socket.send
         self._recvfrom = udp_socket.recvfrom
+        self._recv = udp_socket.recv
+        # the socket is connected to the latched source; once the datagrams queued before that
+        # are read, the kernel's filter is trusted and reads take no source (``_trusting_kernel``)
+        self._connected = False
+        self._trusting_kernel = False
+        self._connect_wanted = False  # latched to the SDP address in this read: connect after it
         self.local_host = local_host
         self.local_port = local_port
         self._allocator = allocator
@@ -304,6 +343,7 @@ class AudioStream:
         self._dtmf_sender = DtmfSender()
         self._dtmf_receiver = DtmfReceiver()
         self._taps: tuple[TapCallback, ...] = ()
+        self._duplex_taps: tuple[DuplexTapCallback, ...] = ()
         self._dtmf_listeners: tuple[DtmfCallback, ...] = ()
         self._arrival_listeners: tuple[ArrivalCallback, ...] = ()
         # the newest packet handed to arrival listeners: (SSRC, sequence number)
@@ -331,7 +371,13 @@ class AudioStream:
         self._queue_datagram = clock.queue_datagram
         # what the send phase sends for us on a tick with audio (rebuilt when the destination
         # changes); the frame to tap as sent once it is out (None: nothing to tap)
-        self._outgoing: OutgoingDatagram = (self._sendto, self._packet, ("", 0), self._send_failed)
+        self._outgoing: OutgoingDatagram = (
+            self._sendto,
+            self._packet,
+            ("", 0),
+            self._send_failed,
+            ("", 0),
+        )
         self._frame_sent: bytes | None = None
         clock.add_reader(self._descriptor, self._on_readable)
         self._subscription: Subscription = clock.subscribe(self._tick)
@@ -456,6 +502,9 @@ class AudioStream:
             self._sdp_address = address
             self._latched = None
             self._latched_source = None
+            self._connect_wanted = False
+            if self._connected:
+                self._disconnect()
             self._remote_set_at = self._loop.time()
         if _is_unspecified(address[0]):
             self._set_destination(None)
@@ -505,6 +554,17 @@ class AudioStream:
 
         def remove() -> None:
             self._taps = tuple(tap for tap in self._taps if tap is not callback)
+
+        return remove
+
+    def add_duplex_tap(self, callback: DuplexTapCallback) -> Callable[[], None]:
+        """Call ``callback(sent, received, media_timestamp)`` once per tick with both
+        directions' frames (see the module docstring); returns a remover. Same rules as
+        :meth:`add_tap`: quick work only; one that raises is logged and removed."""
+        self._duplex_taps = (*self._duplex_taps, callback)
+
+        def remove() -> None:
+            self._remove_duplex_tap(callback)
 
         return remove
 
@@ -612,7 +672,69 @@ class AudioStream:
         self._destination = destination
         self._sending = destination is not None and not self._hold
         if destination is not None:
-            self._outgoing = (self._sendto, self._packet, destination, self._send_failed)
+            self._build_outgoing()
+
+    def _build_outgoing(self) -> None:
+        """The datagram the send phase sends on a tick with audio: ``send`` without an address
+        on a socket connected to the destination, else ``sendto`` it."""
+        destination = self._destination
+        if destination is None:
+            return
+        if self._connected and destination == self._latched:
+            self._outgoing = (
+                self._send_connected,
+                self._packet,
+                0,
+                self._send_failed,
+                destination,
+            )
+        else:
+            self._outgoing = (
+                self._sendto,
+                self._packet,
+                destination,
+                self._send_failed,
+                destination,
+            )
+
+    def _connect_to_latched(self, now: float) -> None:
+        """Connect the socket to the latched source (the SDP address), then read the datagrams
+        queued before that with their source, as an unconnected socket does."""
+        self._connect_wanted = False
+        source = self._latched_source
+        if source is None or self._closed or _DISCONNECT is None:
+            return  # without a way to disconnect again, stay unconnected
+        try:
+            self._socket.connect(source)
+        except OSError as error:
+            logger.debug("RTP port %d not connected to %s: %s", self.local_port, source, error)
+            return
+        self._connected = True
+        self._build_outgoing()
+        recvfrom = self._recvfrom
+        for _ in range(_DRAIN_AFTER_CONNECT):
+            try:
+                data, datagram_source = recvfrom(_RECEIVE_SIZE)
+            except BlockingIOError:
+                self._trusting_kernel = True
+                return
+            except OSError:
+                continue  # an error the socket reported (ICMP): the datagrams may follow
+            self._on_datagram(data, datagram_source, now)
+            if not self._connected:
+                return  # it disconnected meanwhile (a listener set a new remote)
+
+    def _disconnect(self) -> None:
+        """Accept datagrams from any source again (a new latching window)."""
+        self._connected = False
+        self._trusting_kernel = False
+        assert _DISCONNECT is not None  # connected only where it exists
+        try:
+            _DISCONNECT(self._descriptor)
+        except OSError as error:
+            # still connected: only the old peer can latch (does not happen on Linux)
+            logger.warning("RTP port %d could not be disconnected: %s", self.local_port, error)
+        self._build_outgoing()
 
     def _tick(self, index: int) -> None:
         """Tick phase: queue this tick's packet (sent in the clock's send phase)."""
@@ -642,7 +764,8 @@ class AudioStream:
             self._marker_next = False
             marked = bytearray(packet)
             marked[1] |= 0x80
-            self._queue_datagram((self._sendto, marked, self._outgoing[2], self._send_failed))
+            outgoing = self._outgoing
+            self._queue_datagram((outgoing[0], marked, outgoing[2], outgoing[3], outgoing[4]))
         else:
             self._queue_datagram(self._outgoing)
 
@@ -682,6 +805,25 @@ class AudioStream:
                     self._remove_tap(tap)
             if self._frames is not None:
                 self._frames.put(received)
+        duplex_taps = self._duplex_taps
+        if duplex_taps and (sent is not None or received is not None):
+            for duplex_tap in duplex_taps:
+                try:
+                    duplex_tap(sent, received, media_timestamp)
+                except Exception:
+                    logger.exception("audio tap %r failed and was removed", duplex_tap)
+                    self._remove_duplex_tap(duplex_tap)
+
+    def _tap_duplex(self, sent: bytes | None, received: bytes | None, media_timestamp: int) -> None:
+        for duplex_tap in self._duplex_taps:
+            try:
+                duplex_tap(sent, received, media_timestamp)
+            except Exception:
+                logger.exception("audio tap %r failed and was removed", duplex_tap)
+                self._remove_duplex_tap(duplex_tap)
+
+    def _remove_duplex_tap(self, tap: DuplexTapCallback) -> None:
+        self._duplex_taps = tuple(other for other in self._duplex_taps if other is not tap)
 
     def _play_received(self, media_timestamp: int, *, trim: bool = True) -> None:
         received = self._pull(trim=trim)
@@ -695,6 +837,8 @@ class AudioStream:
                     self._remove_tap(tap)
             if self._frames is not None:
                 self._frames.put(received)
+            if self._duplex_taps:
+                self._tap_duplex(None, received, media_timestamp)
 
     def _send_failed(self, error: OSError) -> None:
         # socket buffer full, or a network error: RTP is not resent
@@ -712,7 +856,8 @@ class AudioStream:
         count = self._packets_sent
         sequence = (self._sequence_base + count) & 0xFFFF
         packet = _HEADER.pack(0x80, second, sequence, dtmf.timestamp, self._ssrc) + dtmf.payload
-        self._queue_datagram((self._sendto, packet, self._outgoing[2], self._send_failed))
+        outgoing = self._outgoing
+        self._queue_datagram((outgoing[0], packet, outgoing[2], outgoing[3], outgoing[4]))
         self._packets_sent = count + 1
         return True
 
@@ -765,7 +910,12 @@ class AudioStream:
     def _on_readable(self, now: float) -> None:
         """Read one datagram (the clock's receive phase calls this while the socket has any)."""
         try:
-            data, source = self._recvfrom(_RECEIVE_SIZE)
+            if self._trusting_kernel:
+                # connected: the kernel delivers the latched source's datagrams only
+                data = self._recv(_RECEIVE_SIZE)
+                source = self._latched_source or ()  # never empty while trusting
+            else:
+                data, source = self._recvfrom(_RECEIVE_SIZE)
         except OSError:
             return  # nothing after all, or an error the socket reported (ICMP): nothing to read
         if source == self._latched_source and data[:1] == b"\x80":
@@ -783,6 +933,8 @@ class AudioStream:
                 pcm = _alaw_decode(data[12:], 2)
             else:
                 self._on_datagram(data, source, now)
+                if self._connect_wanted:
+                    self._connect_to_latched(now)
                 return
             self._packets_received += 1
             self._last_received_at = now
@@ -795,6 +947,8 @@ class AudioStream:
                 self._deliver_digits(digits)
             return
         self._on_datagram(data, source, now)
+        if self._connect_wanted:
+            self._connect_to_latched(now)
 
     def _on_datagram(self, data: bytes, source: tuple[str | int, ...], now: float) -> None:
         if len(data) > _HEADER_SIZE and data[0] == 0x80:
@@ -865,6 +1019,8 @@ class AudioStream:
         self._latched_source = source
         if not _is_unspecified(sdp_address[0]):
             self._set_destination(address)
+            # the SDP address itself: the socket can be connected (see the module docstring)
+            self._connect_wanted = address == sdp_address and not self._connected
         return True
 
     def _deliver_digits(self, digits: list[DtmfDigit]) -> None:
@@ -877,6 +1033,29 @@ class AudioStream:
                     logger.exception("DTMF listener %r failed", listener)
             if self._digits is not None:
                 self._digits.put(digit)
+
+
+def _load_disconnect() -> Callable[[int], None] | None:
+    """A function dissolving a UDP socket's association (``connect`` to an ``AF_UNSPEC``
+    address: Python's ``socket.connect`` takes addresses of the socket's family only), or
+    ``None`` where the C library has no ``connect`` to call."""
+    try:
+        connect = ctypes.CDLL(None, use_errno=True).connect
+    except (OSError, AttributeError):
+        return None
+    connect.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint32]
+    connect.restype = ctypes.c_int
+    unspecified = ctypes.create_string_buffer(16)  # a sockaddr of family 0 (AF_UNSPEC)
+
+    def disconnect(descriptor: int) -> None:
+        if connect(descriptor, unspecified, len(unspecified)) != 0:
+            number = ctypes.get_errno()
+            raise OSError(number, os.strerror(number))
+
+    return disconnect
+
+
+_DISCONNECT = _load_disconnect()
 
 
 def _bind(host: str, allocator: PortAllocator | None) -> socket.socket:
@@ -895,9 +1074,20 @@ def _bind(host: str, allocator: PortAllocator | None) -> socket.socket:
                 allocator.release(port)
                 failed.add(port)
             continue
+        if allocator is not None:
+            return udp_socket
         bound_port = int(udp_socket.getsockname()[1])
+        udp_socket.close()
         if bound_port % 2:
-            udp_socket.close()  # ephemeral odd port: try again
+            continue  # ephemeral odd port: try again
+        # The port the system chose, bound again by number: a socket bound to port 0 loses its
+        # port when it is disconnected (``_disconnect``), one bound to a number keeps it.
+        udp_socket = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            udp_socket.setblocking(False)
+            udp_socket.bind((host, bound_port))
+        except OSError:
+            udp_socket.close()  # taken in between: try again
             continue
         return udp_socket
     raise NoFreePortError(f"could not bind an even RTP port on {host}")

@@ -206,3 +206,50 @@ def test_write_frame_fits_the_media_stream_tap_signature(
     left, right = read_stereo(recorder.path)
     assert frame_values(left) == [expected(tick, "sent") for tick in range(50)]
     assert frame_values(right) == [0] * 10 + [expected(tick, "received") for tick in range(10, 50)]
+
+
+def test_recorders_started_together_commit_on_different_ticks(
+    tmp_path: Path, writer: RecordingWriter
+) -> None:
+    recorders = [StereoRecorder(tmp_path / f"call{index}.wav", writer) for index in range(25)]
+    committed_after: list[list[float]] = [[] for _ in recorders]
+    for slot in range(60):
+        for recorder, committed in zip(recorders, committed_after, strict=True):
+            recorder.write_frame("sent", frame_for(slot, "sent"), slot * 160)
+            recorder.write_frame("received", frame_for(slot, "received"), slot * 160)
+            committed.append(recorder.committed_seconds)
+    # each one's first commit comes on another tick (a flush interval is 25 ticks)...
+    first_commits = {
+        committed.index(next(c for c in committed if c > 0)) for committed in committed_after
+    }
+    assert len(first_commits) == 25
+    # ...and the audio is all there, in order, whatever the chunks were
+    for recorder in recorders:
+        recorder.close().result(timeout=10)
+        left, right = read_stereo(recorder.path)
+        assert frame_values(left) == [expected(slot, "sent") for slot in range(60)]
+        assert frame_values(right) == [expected(slot, "received") for slot in range(60)]
+
+
+def test_both_sides_of_a_tick_in_one_call_make_the_same_file(
+    tmp_path: Path, writer: RecordingWriter
+) -> None:
+    one_by_one = StereoRecorder(tmp_path / "split.wav", writer)
+    together = StereoRecorder(tmp_path / "joined.wav", writer)
+    for slot in range(80):
+        sent = frame_for(slot, "sent")
+        # the far end starts late and misses a slot: those go the general way
+        received = frame_for(slot, "received") if slot >= 5 and slot != 40 else None
+        one_by_one.write_frame("sent", sent, slot * 160)
+        if received is not None:
+            one_by_one.write_frame("received", received, slot * 160)
+        together.write_frames(sent, received, slot * 160)
+    one_by_one.close().result(timeout=10)
+    together.close().result(timeout=10)
+    left, right = read_stereo(together.path)
+    split_left, split_right = read_stereo(one_by_one.path)
+    assert (left.tobytes(), right.tobytes()) == (split_left.tobytes(), split_right.tobytes())
+    assert frame_values(left) == [expected(slot, "sent") for slot in range(80)]
+    assert frame_values(right) == [
+        expected(slot, "received") if slot >= 5 and slot != 40 else 0 for slot in range(80)
+    ]

@@ -151,8 +151,9 @@ async def test_a_tick_queues_sends_reads_then_runs_the_after_send_subscribers() 
 
     def queue_one(index: int) -> None:
         events.append(f"tick {index}")
+        destination = receiver.getsockname()
         clock.queue_datagram(
-            (sender.sendto, b"tick %d" % index, receiver.getsockname(), lambda _: None)
+            (sender.sendto, b"tick %d" % index, destination, lambda _: None, destination)
         )
 
     def read_one(now: float) -> None:
@@ -191,7 +192,8 @@ async def test_a_datagram_that_cannot_be_sent_is_reported_and_the_tick_goes_on()
     def tick(index: int) -> None:
         ticks.append(index)
         # broadcast without SO_BROADCAST: refused by the kernel, nothing leaves the machine
-        clock.queue_datagram((udp_socket.sendto, b"x", ("255.255.255.255", 9), failures.append))
+        broadcast = ("255.255.255.255", 9)
+        clock.queue_datagram((udp_socket.sendto, b"x", broadcast, failures.append, broadcast))
         if len(ticks) == 3 and not done.done():
             done.set_result(None)
 
@@ -216,10 +218,10 @@ def test_the_send_phase_groups_datagrams_by_destination_keeping_their_order() ->
         raise AssertionError(f"nothing fails here: {error}")
 
     queued: list[OutgoingDatagram] = [
-        (send, b"a1", first, ignore),
-        (send, b"b1", second, ignore),
-        (send, b"a2", first, ignore),
-        (send, b"b2", second, ignore),
+        (send, b"a1", first, ignore, first),
+        (send, b"b1", second, ignore, second),
+        (send, b"a2", first, ignore, first),
+        (send, b"b2", second, ignore, second),
     ]
 
     def tick(index: int) -> None:
@@ -238,7 +240,7 @@ def test_the_send_phase_groups_datagrams_by_destination_keeping_their_order() ->
         assert [data for data, to in sent if to == second] == [b"b1", b"b2"]
         assert len(runs_of([to for _, to in sent])) == 2  # each destination's packets together
     # another datagram on a later tick (say a marked packet) goes too, in its group
-    queued.append((send, b"a3", first, ignore))
+    queued.append((send, b"a3", first, ignore, first))
     sent.clear()
     loop.run_next()
     assert [data for data, to in sent if to == first] == [b"a1", b"a2", b"a3"]

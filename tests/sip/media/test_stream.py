@@ -94,6 +94,35 @@ async def test_frames_arrive_bit_exact_in_order_and_taps_see_everything(
     right.close()
 
 
+async def test_a_duplex_tap_sees_what_the_taps_see_one_tick_per_call(clock: MediaClock) -> None:
+    left, right = await open_pair(clock)
+    tapped: Tapped = []
+    duplex: list[tuple[bytes | None, bytes | None, int]] = []
+    right.add_tap(recorder(tapped))
+    remove = right.add_duplex_tap(lambda sent, received, at: duplex.append((sent, received, at)))
+    for frame in tone_frames(30):
+        left.send(frame)
+    await wait_until(lambda: len(duplex) >= 40)
+    remove()
+    count = len(duplex)
+    ticks = clock.statistics.ticks
+    await wait_until(lambda: clock.statistics.ticks >= ticks + 3)
+    assert len(duplex) == count  # removed
+    right.close()
+    left.close()
+    # the same frames at the same media timestamps, both directions of a tick in one call
+    split = sorted(tapped, key=lambda entry: (entry[2], entry[0] == "received"))
+    joined = [
+        (direction, frame, at)
+        for sent, received, at in duplex
+        for direction, frame in (("sent", sent), ("received", received))
+        if frame is not None
+    ]
+    assert joined == split[: len(joined)]
+    assert len({at for _, _, at in duplex}) == len(duplex)  # one call per tick
+    assert any(sent is not None and received is not None for sent, received, _ in duplex)
+
+
 async def test_packets_on_the_wire_are_well_formed_rtp(
     clock: MediaClock, udp_socket: OpenSocket
 ) -> None:
@@ -170,10 +199,12 @@ async def test_set_remote_retargets_and_switches_codec(clock: MediaClock) -> Non
         )
     )
     assert first.statistics.packets_received == first_count  # the old address gets nothing
-    # the old peer keeps sending to us: it is a stranger now, it cannot pull us back
+    # the old peer keeps sending to us: it is a stranger now, it cannot pull us back (the
+    # socket is connected to the new peer, whose SDP address it latched: the kernel drops the
+    # old peer's packets before we would see them, so they are not counted any more)
     assert speaker.remote_address == ("127.0.0.1", second.local_port)
-    strangers = speaker.statistics.packets_from_strangers
-    await wait_until(lambda: speaker.statistics.packets_from_strangers >= strangers + 5)
+    first_sent = first.statistics.packets_sent
+    await wait_until(lambda: first.statistics.packets_sent >= first_sent + 10)
     assert speaker.remote_address == ("127.0.0.1", second.local_port)
     for stream in (speaker, first, second):
         stream.close()
@@ -271,6 +302,57 @@ async def test_nat_peer_is_latched_and_a_stranger_cannot_hijack(
             assert await anext(frames) != loudest * 160
     ours.close()
     natted_peer.close()
+
+
+async def test_a_stream_latched_to_its_sdp_address_takes_nothing_from_strangers(
+    clock: MediaClock, udp_socket: OpenSocket
+) -> None:
+    peer = await udp_socket()
+    stranger = await udp_socket()
+    stream = await AudioStream.open(clock, "127.0.0.1", jitter_depth_frames=DEPTH)
+    stream.set_remote("127.0.0.1", peer.port, 0)
+    frames = stream.frames()
+    ours = ("127.0.0.1", stream.local_port)
+
+    def packet(sequence_number: int, ssrc: int, payload: bytes) -> bytes:
+        return bytes(
+            RtpPacket(
+                payload_type=0,
+                sequence_number=sequence_number,
+                timestamp=160 * sequence_number,
+                ssrc=ssrc,
+                payload=payload,
+            )
+        )
+
+    quiet, loud = PCMU.encode(SILENCE_FRAME), b"\x00" * 160
+    # queued together, read on one tick: the peer's packet latches (and the socket connects),
+    # the stranger's, queued before that, are still read with their source and dropped
+    peer.send(packet(1, 0x600D, quiet), ours)
+    for sequence_number in range(1, 4):
+        stranger.send(packet(sequence_number, 0xBAD, loud), ours)
+    await wait_until(lambda: stream.statistics.packets_from_strangers >= 3)
+    assert stream.remote_address == ("127.0.0.1", peer.port)
+    # from now on the kernel keeps the stranger out: nothing of it is received or played
+    for sequence_number in range(4, 24):
+        stranger.send(packet(sequence_number, 0xBAD, loud), ours)
+    for sequence_number in range(2, 12):
+        peer.send(packet(sequence_number, 0x600D, quiet), ours)
+    await wait_until(lambda: stream.statistics.packets_received >= 11)
+    assert stream.remote_address == ("127.0.0.1", peer.port)
+    loudest = PCMU.decode(b"\x00")
+    async with asyncio.timeout(10):
+        for _ in range(12):
+            assert await anext(frames) != loudest * 160
+    statistics = stream.statistics
+    assert statistics.packets_received == 11
+    assert statistics.packets_from_strangers == 3
+    # a new remote (re-INVITE) opens a new latching window: any source may latch again
+    stream.set_remote("127.0.0.1", stranger.port, 0)
+    stranger.send(packet(30, 0xBAD, quiet), ours)
+    await wait_until(lambda: stream.statistics.packets_received >= 12)
+    assert stream.remote_address == ("127.0.0.1", stranger.port)
+    stream.close()
 
 
 async def test_packets_before_set_remote_and_garbage_are_dropped(
