@@ -10,6 +10,7 @@ carries ``settings``, ``engine``, ``session_factory`` and ``audit_appender``, th
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -113,6 +114,15 @@ async def _unexpected(request: Request, exception: Exception) -> Response:
     return error_response(ApiError("internal error"))
 
 
+def _freeze_objects_alive(settings: WebSettings) -> None:
+    """With ``settings.freeze_objects_after_start``: collect once, then freeze what is left
+    (see ``WebSettings``); objects made later are collected as usual."""
+    if settings.freeze_objects_after_start:
+        gc.collect()
+        gc.freeze()
+        logger.info("%d objects alive after start frozen out of collections", gc.get_freeze_count())
+
+
 def create_app(settings: WebSettings, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The application; its database engine is ``app.state.engine`` (disposed at shutdown,
     after the audit appender has committed what was queued)."""
@@ -133,8 +143,10 @@ def create_app(settings: WebSettings, extra_routes: Sequence[BaseRoute] = ()) ->
                         session_factory, rollup_refresher.options_from_environment()
                     ),
                 ):
+                    _freeze_objects_alive(settings)
                     yield
             else:
+                _freeze_objects_alive(settings)
                 yield
         finally:
             try:

@@ -29,7 +29,9 @@ def _serve(arguments: argparse.Namespace) -> int:
     if bool(arguments.certfile) != bool(arguments.keyfile):
         print("dialer serve: --certfile and --keyfile go together")
         return 2
-    settings = dataclasses.replace(load_web_settings(), upgrade_database_on_start=True)
+    settings = dataclasses.replace(
+        load_web_settings(), upgrade_database_on_start=True, freeze_objects_after_start=True
+    )
     app = create_app(settings)
     uvicorn.run(
         app,
