@@ -32,6 +32,9 @@ Figures, over a window of ``--seconds`` after every leg has audio flowing and a 
   client (measured at the client);
 - ``cpu_cores``: CPU seconds of the server process (all its threads) / wall seconds (and the
   same per leg: ``server_cpu_ms_per_leg_second``);
+- ``http_probe_*_ms``: how long ``GET /api/session`` (a signed-in request reading the session,
+  as every page makes) takes, one every 250 ms through the window: whether the server still
+  serves pages while the legs stream (``uptime_load_average_at_start``/``_at_end``: the machine);
 - the same for SIPp and the clients, the load average, and the counts. ``far_end_echo_p99_ms``
   (a UDP round trip to SIPp from an otherwise idle process) shows how much the machine itself
   delays a process that wants to run: on a shared machine read the latencies against it.
@@ -96,6 +99,7 @@ STARTUP_SECONDS = 120.0
 ANSWER_SECONDS = 120.0
 SETUP_SECONDS = 300.0
 PLACE_ATTEMPTS = 5
+HTTP_PROBE_SECONDS = 0.25
 
 
 def progress(text: str) -> None:
@@ -395,6 +399,23 @@ async def probe_far_end(media_port: int, until: float) -> list[float]:
     return probe.round_trips
 
 
+async def probe_http(base_url: str, cookie: str, until: float) -> list[float]:
+    """``GET /api/session`` (a signed-in request that reads the session from the database, as
+    every page does) one after another, ``HTTP_PROBE_SECONDS`` apart, until ``until``: how long
+    the server takes to answer a page's request while the legs stream."""
+    times: list[float] = []
+    async with httpx.AsyncClient(
+        base_url=base_url, trust_env=False, timeout=60.0, cookies=no_cookie_jar()
+    ) as client:
+        while time.monotonic() < until:
+            started = time.monotonic()
+            response = await client.get("/api/session", headers={"Cookie": cookie})
+            response.raise_for_status()
+            times.append(time.monotonic() - started)
+            await asyncio.sleep(HTTP_PROBE_SECONDS)
+    return times
+
+
 # -- the orchestrator -----------------------------------------------------------------------------
 
 
@@ -403,6 +424,7 @@ def percentile(values: np.ndarray[Any, Any], share: float) -> float:
 
 
 async def orchestrate(arguments: argparse.Namespace) -> dict[str, Any]:
+    load_at_start = [round(load, 2) for load in os.getloadavg()]
     legs = arguments.legs
     processes = arguments.client_processes or (1 if legs <= 100 else 2)
     keep = arguments.keep
@@ -494,6 +516,7 @@ async def orchestrate(arguments: argparse.Namespace) -> dict[str, Any]:
             await client.stdin.drain()
         await asyncio.sleep(max(0.0, window_start - time.monotonic()))
         probe = asyncio.create_task(probe_far_end(far_end.media_port, window_end))
+        http_probe = asyncio.create_task(probe_http(base_url, sessions[0]["cookie"], window_end))
         cpu_before = {
             name: cpu_seconds(process.pid)
             for name, process in (("server", server), ("sipp", far_end.process))
@@ -510,6 +533,7 @@ async def orchestrate(arguments: argparse.Namespace) -> dict[str, Any]:
         client_cpu = (sum(cpu_seconds(client.pid) for client in clients) - client_cpu_before) / wall
         load_after = os.getloadavg()[0]
         echo_times = np.array(await probe)
+        http_times = np.array(await http_probe)
         progress("measured; hanging up")
         for client in clients:
             assert client.stdout is not None
@@ -553,6 +577,10 @@ async def orchestrate(arguments: argparse.Namespace) -> dict[str, Any]:
         else None,
         "far_end_echo_p50_ms": percentile(echo_times, 50),
         "far_end_echo_p99_ms": percentile(echo_times, 99),
+        "http_probe_p50_ms": percentile(http_times, 50),
+        "http_probe_p99_ms": percentile(http_times, 99),
+        "http_probe_max_ms": round(float(http_times.max()) * 1000, 2) if len(http_times) else None,
+        "http_probe_requests": len(http_times),
         **counts,
         "seconds": arguments.seconds,
         "recording": arguments.record,
@@ -568,6 +596,8 @@ async def orchestrate(arguments: argparse.Namespace) -> dict[str, Any]:
         "machine_cores": os.cpu_count(),
         "niceness": os.nice(0),
         "load_average_1min": [round(load_before, 2), round(load_after, 2)],
+        "uptime_load_average_at_start": load_at_start,
+        "uptime_load_average_at_end": [round(load, 2) for load in os.getloadavg()],
         "far_end": "sipp -sn uas -rtp_echo",
         "driver": "websockets clients on /ws/calls/{id}/audio, dialer serve under uvicorn",
         "kept": str(directory) if keep else None,

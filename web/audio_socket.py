@@ -63,7 +63,10 @@ EchoTap = Callable[[bytes], None]
 
 @runtime_checkable
 class DirectDelivery(Protocol):
-    """A bridge that can hand far-end frames to a writer as they arrive (see the docstring)."""
+    """A bridge that can hand far-end frames to a writer as they arrive (see the docstring),
+    and counts the frames the writer took."""
+
+    frames_written_directly: int
 
     def deliver_directly(self, write: Callable[[bytes], bool] | None) -> None: ...
 
@@ -71,13 +74,15 @@ class DirectDelivery(Protocol):
 class _Counters:
     def __init__(self) -> None:
         self.frames_in = 0
-        self.frames_out = 0
+        self.frames_out = 0  # sent the ordinary way; the bridge counts those written directly
         self.frames_dropped = 0
+        self.direct: DirectDelivery | None = None
 
     def as_json(self) -> dict[str, object]:
+        direct = self.direct
         return {
             "frames_in": self.frames_in,
-            "frames_out": self.frames_out,
+            "frames_out": self.frames_out + (direct.frames_written_directly if direct else 0),
             "frames_dropped": self.frames_dropped,
         }
 
@@ -105,14 +110,8 @@ def _deliver_directly(
     """Let a bridge that can write the far end's frames straight onto the socket do so."""
     if write is None or not isinstance(bridge, DirectDelivery):
         return
-
-    def counted(frame: bytes) -> bool:
-        if write(frame):
-            counters.frames_out += 1
-            return True
-        return False
-
-    bridge.deliver_directly(counted)
+    counters.direct = bridge  # no wrapper on the way: the bridge counts what ``write`` took
+    bridge.deliver_directly(write)
 
 
 async def _send(websocket: WebSocket, message: bytes | str) -> None:

@@ -67,17 +67,27 @@ class AudioFrameScanner:
         if frame_bytes < 126 or frame_bytes > LONGEST_SCANNED:
             raise ValueError("frame_bytes must use the 16-bit length form")
 
+    def single_audio_frame(self, data: bytes) -> bytes | None:
+        """The unmasked audio of ``data`` when it is exactly one audio frame read on a frame
+        boundary (one frame per read is how the browser's 20 ms frames arrive); None otherwise
+        (nothing consumed: :meth:`feed` takes ``data`` then)."""
+        if (
+            len(data) == self._audio_frame_total
+            and not self._buffer
+            and data.startswith(self._audio_header)
+            and not self._fragmented
+            and not self._passing_everything
+        ):
+            return apply_mask(data[8:], data[4:8])
+        return None
+
     def feed(self, data: bytes) -> list[bytes | PassOn]:
         if self._passing_everything:
             return [PassOn(data)] if data else []
+        audio = self.single_audio_frame(data)
+        if audio is not None:
+            return [audio]
         buffer = self._buffer
-        if (
-            not buffer
-            and len(data) == self._audio_frame_total
-            and data[:4] == self._audio_header
-            and not self._fragmented
-        ):
-            return [apply_mask(data[8:], data[4:8])]
         buffer += data
         out: list[bytes | PassOn] = []
         passed: list[bytes] = []
@@ -140,9 +150,14 @@ class AudioTransportTap(asyncio.Protocol):
     ) -> None:
         self._inner = inner
         self._scanner = scanner
+        self._single_audio_frame = scanner.single_audio_frame
         self._on_audio = on_audio
 
     def data_received(self, data: bytes) -> None:
+        audio = self._single_audio_frame(data)  # the common case: no list, no scan loop
+        if audio is not None:
+            self._on_audio(audio)
+            return
         for item in self._scanner.feed(data):
             if isinstance(item, PassOn):
                 self._inner.data_received(item.data)

@@ -141,6 +141,11 @@ class OperatorFramePacer:
         self._dropped_late = 0
         self._underruns = 0
         self._subscription = clock.subscribe(self._tick)
+        # Read on every tick of every leg: looked up once (the clock keeps its deadline grid
+        # for its life once it has had a subscriber).
+        self._loop_time = clock.loop.time
+        self._interval = clock.interval
+        self._schedule = clock.schedule
 
     @property
     def statistics(self) -> PacerStatistics:
@@ -195,7 +200,27 @@ class OperatorFramePacer:
             )
 
     def _tick(self, index: int) -> None:
-        frame = self._take(self._catching_up(index))
+        # The common case (the tick after the last one and on time, nothing stale, playing,
+        # a frame queued, not muted) in line: what _catching_up and _take do then.
+        last = self._last_index
+        frames = self._frames
+        schedule = self._schedule
+        if (
+            last is not None
+            and index == last + 1
+            and not self._stale
+            and self._playing
+            and frames
+            and not self.muted
+            and schedule is not None
+            and self._loop_time() - schedule.deadline(index) <= self._interval
+        ):
+            self._last_index = index
+            self._note_depth(len(frames))
+            taken = frames.popleft()
+            frame: bytes | None = self._trim(taken) if self._excess else taken
+        else:
+            frame = self._take(self._catching_up(index))
         mixer = self.mixer
         to_send = frame if mixer is None else mixer(frame)
         if to_send is None:
@@ -226,11 +251,13 @@ class OperatorFramePacer:
             self._stale_ticks += 1
             if self._stale_ticks > self._capacity:
                 self._stale = 0
-        schedule = self._clock.schedule
+        schedule = self._schedule
         if schedule is None:
-            return 0 if skipped > 0 else None
-        now = self._clock.loop.time()
-        if skipped == 0 and now - schedule.deadline(index) <= self._clock.interval:
+            schedule = self._schedule = self._clock.schedule
+            if schedule is None:
+                return 0 if skipped > 0 else None
+        now = self._loop_time()
+        if skipped == 0 and now - schedule.deadline(index) <= self._interval:
             return None
         return max(0, schedule.last_due_index(now) - index)
 

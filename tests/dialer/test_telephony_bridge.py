@@ -160,3 +160,31 @@ async def test_a_burst_after_the_browser_stalls_is_given_back_in_its_pauses(line
     # What was left out to get there were pauses, not words.
     assert dropped
     assert all(number % 25 >= 15 for number in dropped)
+
+
+async def test_muted_the_far_end_hears_none_of_the_operator_then_every_frame_again(
+    line: Line,
+) -> None:
+    start = line.loop.now
+    arrivals = speak(line, start, 200)
+    line.run_until(start + 1.0, arrivals)
+    line.pacer.muted = True
+    line.run_until(start + 2.0, arrivals)
+    line.pacer.muted = False
+    line.run_until(start + 3.0, arrivals)
+
+    def heard_between(first: float, last: float) -> list[int | None]:
+        return [number for sent, number in line.heard if first < sent <= last]
+
+    before = heard_between(start, start + 1.0)
+    muted = heard_between(start + 1.0 + TICK, start + 2.0)
+    after = heard_between(start + 2.0 + TICK, start + 3.0)
+    assert before == list(range(len(before)))  # every frame, in order, from the first
+    assert len(muted) >= 45
+    assert set(muted) == {None}  # silence: no frame of the operator's
+    # Straight back to what is being said now (nothing held back from the muted second),
+    # every frame, in order.
+    first = after[0]
+    assert first is not None
+    assert after == list(range(first, first + len(after)))
+    assert first >= round(1.0 / TICK) + len(muted) - 2

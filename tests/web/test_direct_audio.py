@@ -8,6 +8,7 @@ sent.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import struct
@@ -17,7 +18,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from web.direct_audio import AudioFrameScanner, PassOn, binary_frame_header
+from web.direct_audio import AudioFrameScanner, AudioTransportTap, PassOn, binary_frame_header
 
 FRAME_BYTES = 320
 
@@ -131,3 +132,61 @@ def test_server_frames_are_what_websockets_sends() -> None:
     for length in (10, FRAME_BYTES, 70_000):
         protocol.send_binary(bytes(length))
         assert b"".join(protocol.data_to_send()) == binary_frame_header(length) + bytes(length)
+
+
+class RecordingProtocol(asyncio.Protocol):
+    """Stands in for uvicorn's protocol under the tap: keeps what reaches its parser."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    def data_received(self, data: bytes) -> None:
+        self.received.append(data)
+
+
+def through_tap(reads: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """(audio frames, bytes for the parser) when the socket reads ``reads`` one by one."""
+    inner = RecordingProtocol()
+    frames: list[bytes] = []
+    tap = AudioTransportTap(inner, AudioFrameScanner(FRAME_BYTES), frames.append)
+    for data in reads:
+        tap.data_received(data)
+    return frames, inner.received
+
+
+def test_frames_read_one_per_read_or_torn_across_reads_come_out_in_order() -> None:
+    text = client_frame(Opcode.TEXT, b'{"type": "hello"}')
+    torn = client_frame(Opcode.BINARY, audio(1))
+    reads = [
+        client_frame(Opcode.BINARY, audio(0)),  # one frame per read, as the browser's arrive
+        text + torn[:100],
+        torn[100:],
+        client_frame(Opcode.BINARY, audio(2)),
+        client_frame(Opcode.BINARY, audio(3)) + client_frame(Opcode.BINARY, audio(4)),
+    ]
+    frames, passed = through_tap(reads)
+    assert frames == [audio(0), audio(1), audio(2), audio(3), audio(4)]
+    assert [(frame.opcode, bytes(frame.data)) for frame in parsed(passed)] == [
+        (Opcode.TEXT, b'{"type": "hello"}')
+    ]
+
+
+def test_a_read_that_only_looks_like_an_audio_frame_is_not_taken_for_one() -> None:
+    # A 400-byte binary message whose last 328 bytes on the wire read like an audio frame's
+    # header: they arrive as a read of their own, in the middle of that message.
+    mask = os.urandom(4)
+    header = struct.pack("!BBH", 0x80 | Opcode.BINARY.value, 0x80 | 126, 400)
+    wire = bytearray(os.urandom(400))
+    look_alike = struct.pack("!BBH", 0x82, 0x80 | 126, FRAME_BYTES)
+    wire[400 - 328 : 400 - 328 + 4] = look_alike
+    payload = bytes(byte ^ mask[index % 4] for index, byte in enumerate(wire))
+    message = header + mask + bytes(wire)
+    assert len(message[-328:]) == 8 + FRAME_BYTES
+    assert message[-328:].startswith(look_alike)
+    frames, passed = through_tap(
+        [message[:-328], message[-328:], client_frame(Opcode.BINARY, audio(5))]
+    )
+    assert frames == [audio(5)]
+    assert [(frame.opcode, bytes(frame.data)) for frame in parsed(passed)] == [
+        (Opcode.BINARY, payload)
+    ]
