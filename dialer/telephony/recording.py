@@ -81,6 +81,17 @@ class CallRecording:
             self.failed = True
             logger.error("recording of call %d stopped: %s", self.call_id, error)
 
+    def write_tick(self, sent: bytes | None, received: bytes | None, tick_samples: int) -> None:
+        """Both channels' frames of one tick (either may be None: that side had none), in one
+        call: what :meth:`write` does for each (a stream's duplex tap)."""
+        if self.failed or self.stopped:
+            return
+        try:
+            self.recorder.write_frames(sent, received, tick_samples)
+        except RecordingError as error:
+            self.failed = True
+            logger.error("recording of call %d stopped: %s", self.call_id, error)
+
     async def finish(self) -> RecordingInfo | None:
         """Close the file (renamed from ``.part`` to ``.wav``); None if the writer failed.
         Frames written after this are ignored."""

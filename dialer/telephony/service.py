@@ -705,14 +705,15 @@ class CallService:
 
         relay = FarEndRelay(to_browser)
 
-        def tap(direction: Literal["sent", "received"], frame: bytes, timestamp: int) -> None:
+        def tap(sent: bytes | None, received: bytes | None, timestamp: int) -> None:
+            # once per tick with both sides (one recorder call for the two channels)
             if recording is not None:
-                recording.write("left" if direction == "sent" else "right", frame, timestamp)
-            if direction == "received":
-                hub.note_far_end(frame)
-                relay.played(frame)
+                recording.write_tick(sent, received, timestamp)
+            if received is not None:
+                hub.note_far_end(received)
+                relay.played(received)
 
-        call.audio.add_tap(tap)
+        call.audio.add_duplex_tap(tap)
         call.audio.add_arrival_listener(relay.arrived)
         await self._follow(live, call)
 
