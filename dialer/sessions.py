@@ -46,6 +46,10 @@ class SessionLimitsLike(Protocol):
     def session_idle_minutes(self) -> float: ...
 
 
+class ResumeNeedsWriteError(Exception):
+    """``resume_session(..., read_only=True)`` would write: resume in a write transaction."""
+
+
 def hash_token(token: str) -> str:
     """The SHA-256 hex digest stored for a session token."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -88,6 +92,8 @@ async def resume_session(
     source_ip: str | None,
     now: datetime | None = None,
     limits: SessionLimitsLike = DEFAULT_SESSION_LIMITS,
+    *,
+    read_only: bool = False,
 ) -> tuple[User, WebSession]:
     """The user and session of a cookie token, refreshing its idle timer.
 
@@ -98,6 +104,11 @@ async def resume_session(
     Raises SessionExpired (unknown, ended, idle past the limit, past its absolute lifetime, or the
     user is disabled) or SourceNotAllowed (the allow-lists refuse ``source_ip``). An expired or
     refused session is ended in the session: commit after these errors too.
+
+    ``read_only``: for a read-only transaction (``dialer.storage.begin_read_only``), which never
+    waits for SQLite's write lock: raises ResumeNeedsWriteError, before changing anything, when
+    resuming would write (the idle timer is due, or the session ends or is refused); resume
+    again in an ordinary transaction then.
     """
     now = now if now is not None else utc_now()
     web_session = await _find(session, token) if token else None
@@ -113,11 +124,15 @@ async def resume_session(
     if reason is None and (user is None or user.disabled):
         reason = "user_disabled"
     if reason is not None:
+        if read_only:
+            raise ResumeNeedsWriteError()
         web_session.ended_at = now
         web_session.end_reason = reason
         raise SessionExpired()
     assert user is not None
     if not await source_allowed(session, user, source_ip):
+        if read_only:
+            raise ResumeNeedsWriteError()
         await append_audit_event(
             session,
             Actor.for_user(user, source_ip),
@@ -130,6 +145,8 @@ async def resume_session(
         )
         raise SourceNotAllowed(source_ip)
     if now - web_session.last_seen_at >= LAST_SEEN_RESOLUTION:
+        if read_only:
+            raise ResumeNeedsWriteError()
         web_session.last_seen_at = now
     return user, web_session
 

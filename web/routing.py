@@ -11,7 +11,8 @@ fixed order:
 4. CSRF token check on state-changing methods with a session;
 5. query string and body validation (size limit, JSON only, schema) -> 400/413/415/422;
 6. the handler, in one database transaction committed on success and rolled back on error
-   (a handler sets ``commit_on_error`` to keep what a failed login recorded).
+   (a handler sets ``commit_on_error`` to keep what a failed login recorded); a read-only
+   transaction for an endpoint declared ``read_only``.
 
 Domain errors become JSON errors via ``web.errors.api_error_from_dialer``.
 """
@@ -33,7 +34,8 @@ from starlette.routing import Route
 
 from dialer.actors import Actor
 from dialer.errors import DialerError, SessionExpired, SourceNotAllowed
-from dialer.sessions import resume_session
+from dialer.sessions import ResumeNeedsWriteError, resume_session
+from dialer.storage import begin_read_only
 from web.client_address import arrived_over_https, client_address
 from web.csrf import CSRF_HEADER, STATE_CHANGING_METHODS, check_csrf_token, check_origin, own_origin
 from web.errors import (
@@ -75,6 +77,9 @@ class Endpoint:
     # Only login sets this: it runs before there is a session whose token could be sent (an old
     # session's cookie may still be present). The Origin check still applies.
     csrf_exempt: bool = False
+    # The handler only reads: it runs in a read-only transaction, which on SQLite never waits
+    # for the one write lock (``dialer.storage.begin_read_only``); a write in it fails loudly.
+    read_only: bool = False
 
     @property
     def name(self) -> str:
@@ -244,6 +249,8 @@ class Dispatcher:
                 )
             elif raw.strip():
                 raise MalformedRequest("this endpoint takes no request body")
+            if endpoint.read_only:
+                await begin_read_only(database)
             result = await endpoint.handler(call)
             await database.commit()
         except DialerError as error:
@@ -272,11 +279,23 @@ class Dispatcher:
         return json_response(result, endpoint.status, call.headers)
 
     async def _resume(self, call: Call, token: str) -> None:
-        """Attach the session's user; an unusable token on a signed-in endpoint is a 401."""
+        """Attach the session's user; an unusable token on a signed-in endpoint is a 401.
+
+        Resumed in a read-only transaction (no wait for SQLite's write lock), again in an
+        ordinary one only when resuming writes: the idle timer is due (once a minute), or the
+        session ends or is refused."""
+        database = call.database
         try:
-            user, web_session = await resume_session(
-                call.database, token, call.source_ip, call.now, self.settings.core
-            )
+            try:
+                await begin_read_only(database)
+                user, web_session = await resume_session(
+                    database, token, call.source_ip, call.now, self.settings.core, read_only=True
+                )
+            except ResumeNeedsWriteError:
+                await database.rollback()
+                user, web_session = await resume_session(
+                    database, token, call.source_ip, call.now, self.settings.core
+                )
         except (SessionExpired, SourceNotAllowed):
             # The session row may have been ended; keep that, and forget the cookie.
             await call.database.commit()

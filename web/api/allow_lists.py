@@ -53,6 +53,7 @@ ENDPOINTS = (
         ADMIN_ONLY,
         "The allow-list of every role (empty: any address)",
         "allow-lists",
+        read_only=True,
     ),
     Endpoint(
         "PUT",

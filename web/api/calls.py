@@ -107,8 +107,11 @@ ENDPOINTS = (
         "Calls visible to you, newest first, one page with the total",
         "calls",
         query=LIST_QUERY,
+        read_only=True,
     ),
-    Endpoint("GET", "/api/calls/{id:int}", one_call, SIGNED_IN, "One call", "calls"),
+    Endpoint(
+        "GET", "/api/calls/{id:int}", one_call, SIGNED_IN, "One call", "calls", read_only=True
+    ),
     Endpoint(
         "POST",
         "/api/calls/{id:int}/outcome",

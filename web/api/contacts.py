@@ -210,6 +210,7 @@ ENDPOINTS = (
         "Search contacts visible to you, newest first, one page with the total",
         "contacts",
         query=LIST_QUERY,
+        read_only=True,
     ),
     Endpoint(
         "POST",
@@ -221,7 +222,15 @@ ENDPOINTS = (
         body=CREATE_BODY,
         status=201,
     ),
-    Endpoint("GET", "/api/contacts/{id:int}", contact, SIGNED_IN, "One contact", "contacts"),
+    Endpoint(
+        "GET",
+        "/api/contacts/{id:int}",
+        contact,
+        SIGNED_IN,
+        "One contact",
+        "contacts",
+        read_only=True,
+    ),
     Endpoint(
         "PATCH",
         "/api/contacts/{id:int}",

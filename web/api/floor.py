@@ -104,6 +104,7 @@ ENDPOINTS = (
         "floor",
         query=FLOOR_QUERY,
         errors=(422,),
+        read_only=True,
     ),
     Endpoint(
         "POST",

@@ -88,6 +88,14 @@ ENDPOINTS = (
         errors=(401, 403, 423, 429),
         csrf_exempt=True,
     ),
-    Endpoint("GET", "/api/session", current_session, SIGNED_IN, "The logged-in user", "session"),
+    Endpoint(
+        "GET",
+        "/api/session",
+        current_session,
+        SIGNED_IN,
+        "The logged-in user",
+        "session",
+        read_only=True,
+    ),
     Endpoint("DELETE", "/api/session", log_out, SIGNED_IN, "Log out", "session"),
 )

@@ -27,5 +27,6 @@ ENDPOINTS = (
         "The contact status list in display order",
         "statuses",
         query=LIST_QUERY,
+        read_only=True,
     ),
 )

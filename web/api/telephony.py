@@ -173,6 +173,7 @@ ENDPOINTS = (
         SIGNED_IN,
         "Your call in progress, or null",
         "calls",
+        read_only=True,
     ),
     Endpoint(
         "POST",
