@@ -85,6 +85,7 @@ import numpy as np
 REPOSITORY = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY))
 
+from bench.postgres_admin import create_database, drop_database  # noqa: E402
 from sip.media.codecs import PCMU  # noqa: E402
 
 FRAME_SAMPLES = 160
@@ -283,19 +284,6 @@ def database_environment(data_dir: Path, database_url: str | None) -> dict[str, 
     return environment
 
 
-async def postgres_statement(admin_url: str, statement: str) -> None:
-    """One statement outside a transaction (CREATE / DROP DATABASE) on ``admin_url``'s server."""
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 async def start_server(
     data_dir: Path, accounts_file: Path, log_path: Path, log_level: str, database_url: str | None
 ) -> tuple[Any, int]:
@@ -438,14 +426,8 @@ async def orchestrate(arguments: argparse.Namespace) -> dict[str, Any]:
     postgres_name: str | None = None
     try:
         if arguments.database == "postgresql":
-            from sqlalchemy.engine import make_url
-
-            postgres_name = f"bench_legs_{os.getpid()}_{random.randrange(1 << 30)}"
-            await postgres_statement(arguments.postgres_url, f'CREATE DATABASE "{postgres_name}"')
-            database_url = (
-                make_url(arguments.postgres_url)
-                .set(database=postgres_name)
-                .render_as_string(hide_password=False)
+            postgres_name, database_url = await create_database(
+                arguments.postgres_url, "bench_legs_"
             )
         started = time.monotonic()
         sessions = await prepare_database(
@@ -555,9 +537,7 @@ async def orchestrate(arguments: argparse.Namespace) -> dict[str, Any]:
             await stop_process(server)
         await stop_process(far_end.process)
         if postgres_name is not None and not keep:
-            await postgres_statement(
-                arguments.postgres_url, f'DROP DATABASE IF EXISTS "{postgres_name}" WITH (FORCE)'
-            )
+            await drop_database(arguments.postgres_url, postgres_name)
     latencies, intervals, counts = merge_results(directory, processes)
     echo_median = float(np.median(echo_times)) if len(echo_times) else 0.0
     added = latencies - echo_median

@@ -51,23 +51,21 @@ import secrets
 import statistics
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
-    create_async_engine,
 )
 
+from bench.postgres_admin import create_database, drop_database
 from dialer.actors import Actor, Role
 from dialer.audit import append_audit_event, verify_audit_chain
 from dialer.audit_appender import AuditAppender
@@ -274,15 +272,6 @@ def make_person(index: int, generator: random.Random) -> Person:
 # --- databases --------------------------------------------------------------------------------
 
 
-async def postgres_admin(admin_url: str, statement: str) -> None:
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 @dataclass
 class Database:
     kind: str
@@ -295,9 +284,7 @@ def sqlite_database(directory: Path) -> Database:
 
 
 async def postgres_database(admin_url: str) -> Database:
-    name = f"bench_contacts_{uuid.uuid4().hex[:10]}"
-    await postgres_admin(admin_url, f'CREATE DATABASE "{name}"')
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    name, url = await create_database(admin_url, "bench_contacts_")
     return Database("postgresql", url, name)
 
 
@@ -776,11 +763,8 @@ async def main_async(arguments: argparse.Namespace) -> None:
             try:
                 await run_one(database, arguments, workdir)
             finally:
-                if not arguments.keep:
-                    await postgres_admin(
-                        arguments.postgres_url,
-                        f'DROP DATABASE IF EXISTS "{database.cleanup}" WITH (FORCE)',
-                    )
+                if not arguments.keep and database.cleanup is not None:
+                    await drop_database(arguments.postgres_url, database.cleanup)
 
 
 def _parts(value: str) -> str:

@@ -28,10 +28,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench.postgres_admin import fresh_database
 from dialer.actors import Actor, Role
 from dialer.storage import create_engine, create_session_factory, upgrade_database
 from dialer.transcripts.search import LibraryQuery, search_library
@@ -373,21 +372,12 @@ async def run_database(
         finally:
             await asyncio.to_thread(remove_database_files, path)
     else:
-        name = f"bench_library_{uuid.uuid4().hex[:10]}"
-        admin = create_async_engine(postgres_url, isolation_level="AUTOCOMMIT")
-        async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-        try:
+        async with fresh_database(postgres_url, "bench_library_") as url:
             await upgrade_database(url)
             started = time.perf_counter()
             await load_postgresql(url, rows)
             load_seconds = time.perf_counter() - started
             combined, text_only = await measure(url, words, queries, seed)
-        finally:
-            async with admin.connect() as connection:
-                await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await admin.dispose()
     return {
         "db": kind,
         "calls": calls,

@@ -43,7 +43,6 @@ import sqlite3
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -59,9 +58,9 @@ from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
-    create_async_engine,
 )
 
+from bench.postgres_admin import create_database, drop_database
 from dialer.actors import Actor, Role
 from dialer.calls import CallQuery, list_calls
 from dialer.models import Call, Team, User
@@ -119,15 +118,6 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
     return ordered[index]
-
-
-async def postgres_admin(admin_url: str, statement: str) -> None:
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 async def make_staff(sessions: async_sessionmaker[AsyncSession], operators: int) -> Staff:
@@ -558,17 +548,13 @@ async def main_async(arguments: argparse.Namespace) -> None:
             if kind == "sqlite":
                 database = Database("sqlite", f"sqlite+aiosqlite:///{Path(workdir) / 'bench.db'}")
             else:
-                name = f"dialer_bench_reports_{uuid.uuid4().hex[:8]}"
-                await postgres_admin(admin_url, f'CREATE DATABASE "{name}"')
-                url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+                name, url = await create_database(admin_url, "dialer_bench_reports_")
                 database = Database("postgresql", url, name)
             try:
                 print(json.dumps(await run_one(database, arguments)), flush=True)
             finally:
                 if database.cleanup is not None:
-                    await postgres_admin(
-                        admin_url, f'DROP DATABASE IF EXISTS "{database.cleanup}" WITH (FORCE)'
-                    )
+                    await drop_database(admin_url, database.cleanup)
 
 
 def main() -> None:
