@@ -466,7 +466,9 @@ async def orchestrate(arguments: argparse.Namespace) -> dict[str, Any]:
                 "legs": [{"index": index, **sessions[index]} for index in share],
                 "place_concurrency": max(1, arguments.place_concurrency // processes),
                 "results": str(directory / f"client-{number}"),
-                "max_seconds": arguments.seconds + arguments.settle + 600,
+                # a leg streams from its own setup to the hang-up: as long as the whole setup
+                # may take (the timeout below), the settling time, the window and a margin
+                "max_seconds": SETUP_SECONDS + legs + arguments.settle + arguments.seconds + 120,
             }
             job_path = directory / f"client-{number}.json"
             job_path.write_text(json.dumps(job))
