@@ -22,6 +22,7 @@ from dialer.allowlists import source_allowed
 from dialer.audit import append_audit_event
 from dialer.errors import SessionExpired, SourceNotAllowed
 from dialer.models import User, WebSession, utc_now
+from dialer.storage import begin_read_only
 
 TOKEN_BYTES = 32
 # How stale a session's last_seen_at may be before a request writes it again.
@@ -149,6 +150,25 @@ async def resume_session(
             raise ResumeNeedsWriteError()
         web_session.last_seen_at = now
     return user, web_session
+
+
+async def resume_session_reading_first(
+    session: AsyncSession,
+    token: str,
+    source_ip: str | None,
+    now: datetime,
+    limits: SessionLimitsLike = DEFAULT_SESSION_LIMITS,
+) -> tuple[User, WebSession]:
+    """``resume_session`` in a read-only transaction (no wait for SQLite's write lock), again
+    in an ordinary one only when resuming writes (the idle timer is due, or the session ends or
+    is refused). ``session`` must have no transaction under way; the caller commits, after
+    SessionExpired and SourceNotAllowed too."""
+    await begin_read_only(session)
+    try:
+        return await resume_session(session, token, source_ip, now, limits, read_only=True)
+    except ResumeNeedsWriteError:
+        await session.rollback()
+        return await resume_session(session, token, source_ip, now, limits)
 
 
 def csrf_token_matches(web_session: WebSession, submitted: str | None) -> bool:

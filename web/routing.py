@@ -34,7 +34,7 @@ from starlette.routing import Route
 
 from dialer.actors import Actor
 from dialer.errors import DialerError, SessionExpired, SourceNotAllowed
-from dialer.sessions import ResumeNeedsWriteError, resume_session
+from dialer.sessions import resume_session_reading_first
 from dialer.storage import begin_read_only
 from web.client_address import arrived_over_https, client_address
 from web.csrf import CSRF_HEADER, STATE_CHANGING_METHODS, check_csrf_token, check_origin, own_origin
@@ -284,18 +284,10 @@ class Dispatcher:
         Resumed in a read-only transaction (no wait for SQLite's write lock), again in an
         ordinary one only when resuming writes: the idle timer is due (once a minute), or the
         session ends or is refused."""
-        database = call.database
         try:
-            try:
-                await begin_read_only(database)
-                user, web_session = await resume_session(
-                    database, token, call.source_ip, call.now, self.settings.core, read_only=True
-                )
-            except ResumeNeedsWriteError:
-                await database.rollback()
-                user, web_session = await resume_session(
-                    database, token, call.source_ip, call.now, self.settings.core
-                )
+            user, web_session = await resume_session_reading_first(
+                call.database, token, call.source_ip, call.now, self.settings.core
+            )
         except (SessionExpired, SourceNotAllowed):
             # The session row may have been ended; keep that, and forget the cookie.
             await call.database.commit()

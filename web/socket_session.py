@@ -38,7 +38,7 @@ from dialer.errors import (
     SourceNotAllowed,
 )
 from dialer.models import User, WebSession
-from dialer.sessions import ResumeNeedsWriteError, hash_token, resume_session
+from dialer.sessions import hash_token, resume_session_reading_first
 from dialer.storage import begin_read_only
 from web.client_address import arrived_over_https, client_address
 from web.csrf import check_origin, own_origin
@@ -114,20 +114,10 @@ async def authenticate_socket(websocket: WebSocket) -> SocketSession | None:
         peer, websocket.headers.get("x-forwarded-for"), settings.trusted_proxies
     )
     async with _session_factory(websocket)() as database:
-        now = settings.clock()
         try:
-            try:
-                # Read-only first (no wait for SQLite's write lock); an ordinary transaction
-                # only when resuming writes (the idle timer is due, the session ends).
-                await begin_read_only(database)
-                user, _web_session = await resume_session(
-                    database, token, source_ip, now, settings.core, read_only=True
-                )
-            except ResumeNeedsWriteError:
-                await database.rollback()
-                user, _web_session = await resume_session(
-                    database, token, source_ip, now, settings.core
-                )
+            user, _web_session = await resume_session_reading_first(
+                database, token, source_ip, settings.clock(), settings.core
+            )
         except (SessionExpired, SourceNotAllowed):
             await database.commit()  # keeps the session's end (and the audit row)
             await websocket.close(code=POLICY_VIOLATION)

@@ -805,14 +805,8 @@ class AudioStream:
                     self._remove_tap(tap)
             if self._frames is not None:
                 self._frames.put(received)
-        duplex_taps = self._duplex_taps
-        if duplex_taps and (sent is not None or received is not None):
-            for duplex_tap in duplex_taps:
-                try:
-                    duplex_tap(sent, received, media_timestamp)
-                except Exception:
-                    logger.exception("audio tap %r failed and was removed", duplex_tap)
-                    self._remove_duplex_tap(duplex_tap)
+        if self._duplex_taps and (sent is not None or received is not None):
+            self._tap_duplex(sent, received, media_timestamp)
 
     def _tap_duplex(self, sent: bytes | None, received: bytes | None, media_timestamp: int) -> None:
         for duplex_tap in self._duplex_taps:
