@@ -25,9 +25,10 @@ One JSON line per run::
 * send_interval_p50/p99_ms: intervals between consecutive RTP packets of each call, each packet
   timed (``time.perf_counter``) right after it was handed to its socket (``sendto`` returned),
   every call, the whole hold: the same definition as for pyVoIP, whose RTP socket's ``sendto``
-  is wrapped. The media clock of each worker is a :class:`SocketTimedClock`, which takes the
-  time after each datagram of its send phase (one clock read, a dictionary lookup and a list
-  append per packet, none of which happens between the sends of a tick's other packets);
+  is wrapped. Each worker's media clock tells a :class:`SendTimer` of each datagram of its send
+  phase right after the socket took it (``MediaClock.observe_sends``), which reads the clock,
+  looks the socket up and appends (a call, a clock read, a dictionary lookup and a list append
+  per packet, between the sends of a tick: the product's send phase without them is faster);
 * tap_interval_p50/p99_ms: the same intervals taken in the audio tap that sees the frame sent
   (the definition of this bench before the send interval was timed at the socket), which runs
   in the tick's after-send phase, i.e. after the whole tick's send *and* receive phases: it
@@ -82,7 +83,6 @@ if str(ROOT) not in sys.path:
 
 from recordings.wav_writer import RecordingWriter, StereoRecorder  # noqa: E402
 from sip.account import Account  # noqa: E402
-from sip.media.clock import MediaClock  # noqa: E402
 from sip.media.stream import Direction  # noqa: E402
 from sip.phone import Call, Phone, PhoneConfig  # noqa: E402
 from sip.ratelimit import RateLimit  # noqa: E402
@@ -147,16 +147,16 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class SocketTimedClock(MediaClock):
-    """The media clock, timing every datagram of its send phase once its socket took it.
+class SendTimer:
+    """Times every datagram of the media clock's send phase once its socket took it
+    (``MediaClock.observe_sends``).
 
     ``measuring`` maps a socket's local port to the list its packets' send times go to (a
     stream's datagrams carry its socket's bound ``sendto``/``send``); sockets of other ports
-    are not timed. Same send order, same error handling as ``MediaClock``'s send phase.
+    are not timed.
     """
 
     def __init__(self) -> None:
-        super().__init__()
         self.measuring: dict[int, list[float]] = {}
         self._times_of: dict[Any, list[float] | None] = {}  # a socket -> its list, or None
 
@@ -168,30 +168,18 @@ class SocketTimedClock(MediaClock):
         self._times_of = {}
         self.measuring = {}
 
-    def _send(self) -> None:
-        outbox = self._outbox
+    def observe(self, send: Any) -> None:
+        """The clock's send observer: called right after ``send`` handed a datagram over."""
+        if not self.measuring:
+            return
+        sent_at = time.perf_counter()
+        owner = getattr(send, "__self__", None)
         times_of = self._times_of
-        now = time.perf_counter
-        try:
-            # (send, data, argument, failed[, destination]): the send phase calls
-            # ``send(data, argument)``, argument the address or, on a connected socket, flags
-            for datagram in self._in_sending_order(outbox):
-                send = datagram[0]
-                try:
-                    send(datagram[1], datagram[2])
-                except OSError as error:
-                    datagram[3](error)
-                    continue
-                if self.measuring:
-                    sent_at = now()
-                    owner = getattr(send, "__self__", None)
-                    if owner not in times_of:
-                        times_of[owner] = self._times_for(owner)
-                    times = times_of[owner]
-                    if times is not None:
-                        times.append(sent_at)
-        finally:
-            outbox.clear()
+        if owner not in times_of:
+            times_of[owner] = self._times_for(owner)
+        times = times_of[owner]
+        if times is not None:
+            times.append(sent_at)
 
     def _times_for(self, owner: Any) -> list[float] | None:
         try:
@@ -209,7 +197,7 @@ class CallProbe:
         self.call = call
         self.recorder = recorder
         self.measuring = False
-        self.sent_at: list[float] = []  # filled by the SocketTimedClock
+        self.sent_at: list[float] = []  # filled by the SendTimer
         self.tapped_at: list[float] = []
         self._write = recorder.write_frame
         if hasattr(call.audio, "add_duplex_tap"):
@@ -283,9 +271,8 @@ async def run_share(spec: ShareSpec, connection: Connection) -> None:
             rate_limit=RateLimit(messages_per_second=1e6, burst=1e6),
         )
     )
-    # no stream has subscribed to the phone's own clock yet: swap in the timing one
-    phone.clock.close()
-    clock = phone.clock = SocketTimedClock()
+    timer = SendTimer()
+    phone.clock.observe_sends(timer.observe)
     writer = RecordingWriter(threads=2)
     accounts = [
         Account(name=f"bench{port}", host="127.0.0.1", port=port, username="b", register=False)
@@ -326,7 +313,7 @@ async def run_share(spec: ShareSpec, connection: Connection) -> None:
         skipped_before = phone.clock.statistics.skipped_ticks
         sent_before = sum(p.call.statistics.packets_sent for p in probes)
         received_before = sum(p.call.statistics.packets_received for p in probes)
-        clock.start_measuring({probe.call.audio.local_port: probe.sent_at for probe in probes})
+        timer.start_measuring({probe.call.audio.local_port: probe.sent_at for probe in probes})
         for probe in probes:
             probe.measuring = True
         cpu_before = cpu_seconds()
@@ -334,7 +321,7 @@ async def run_share(spec: ShareSpec, connection: Connection) -> None:
         await asyncio.sleep(spec.seconds)
         hold = time.perf_counter() - hold_started
         cpu = cpu_seconds() - cpu_before
-        clock.stop_measuring()
+        timer.stop_measuring()
         for probe in probes:
             probe.measuring = False
         sent = sum(p.call.statistics.packets_sent for p in probes) - sent_before

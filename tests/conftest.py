@@ -39,8 +39,24 @@ from dialer.settings import Settings
 from dialer.storage import create_engine, create_session_factory, upgrade_database
 from dialer.users import create_team, create_user
 from sip.testline import TestLine
+from tests import compiled
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://root@127.0.0.1:5432/test"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop before testing a stale build of the compiled modules (see tests/compiled.py)."""
+    if compiled.pure_python_requested():
+        return
+    stale = compiled.stale_extensions()
+    if stale:
+        names = ", ".join(str(source.relative_to(compiled.ROOT)) for source in stale)
+        pytest.exit(
+            f"edited since they were compiled: {names}; rebuild: {compiled.REBUILD_COMMAND}",
+            returncode=4,
+        )
+
+
 TEST_PASSWORD = "correct horse battery"
 
 

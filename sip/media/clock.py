@@ -60,6 +60,8 @@ Address = tuple[Any, ...]
 SendArgument = Address | int
 SendFunction = Callable[[bytes | bytearray, Any], object]
 SendFailed = Callable[[OSError], None]
+# Told of every datagram the send phase handed to its socket, right after (its send function)
+SendObserver = Callable[[SendFunction], None]
 # A datagram queued for the send phase: send function, data, the argument after the data (the
 # send phase calls ``send(data, argument)``: ``(socket.sendto, data, address, ...)`` or, for a
 # connected socket, ``(socket.send, data, 0, ...)``), what to call if sending raises OSError,
@@ -167,11 +169,11 @@ class Subscription:
 class _Poller(Protocol):
     """What ``select.epoll`` and ``select.poll`` objects have in common (as used here)."""
 
-    def register(self, fd: int, eventmask: int = ..., /) -> None: ...
+    def register(self, fd: int, eventmask: int, /) -> None: ...
 
     def unregister(self, fd: int, /) -> None: ...
 
-    def poll(self, timeout: float | None = ..., /) -> list[tuple[int, int]]: ...
+    def poll(self, timeout: float | None, /) -> list[tuple[int, int]]: ...
 
 
 def _new_poller() -> tuple[_Poller, int, Callable[[], None]]:
@@ -211,6 +213,7 @@ class MediaClock:
         # the send phase's order of the last queue that needed one (see ``_in_sending_order``)
         self._sending_identities: list[int] = []
         self._sending_order: list[OutgoingDatagram] = []
+        self._send_observer: SendObserver | None = None
         # Queue a datagram for this tick's send phase (from a subscriber; outside a tick it
         # leaves with the next one).
         self.queue_datagram: Callable[[OutgoingDatagram], None] = self._outbox.append
@@ -240,6 +243,13 @@ class MediaClock:
         """Ticks run, ticks skipped because the loop fell too far behind, subscribers."""
         skipped = self._schedule.skipped if self._schedule is not None else 0
         return ClockStatistics(self._ticks, skipped, len(self._callbacks))
+
+    def observe_sends(self, observer: SendObserver | None) -> None:
+        """Call ``observer(send)`` right after each datagram of the send phase was handed to its
+        socket (not for one whose send raised), with the send function it was queued with (a
+        socket's bound ``sendto`` or ``send``); ``None`` stops. For timing what leaves when
+        (bench/sip_load.py); one observer at a time."""
+        self._send_observer = observer
 
     def subscribe(self, callback: TickCallback, *, after_send: bool = False) -> Subscription:
         """Call ``callback(tick_index)`` on every tick from the next one on.
@@ -362,12 +372,16 @@ class MediaClock:
     def _send(self) -> None:
         """The send phase: every queued datagram, back to back, grouped by destination."""
         outbox = self._outbox
+        observer = self._send_observer
         try:
             for send, data, argument, failed, _destination in self._in_sending_order(outbox):
                 try:
                     send(data, argument)
                 except OSError as error:
                     failed(error)
+                    continue
+                if observer is not None:
+                    observer(send)
         finally:
             outbox.clear()
 
