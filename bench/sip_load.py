@@ -37,15 +37,18 @@ One JSON line per run::
 * setup_rate_cps: calls / seconds from the first INVITE to the last answer (each worker places
   INVITEs in batches of ``SETUP_BATCH``);
 * rss_mb: peak resident memory, summed over the worker processes;
-* extra keys: processes; dialer_cpu_cores (worker CPU / hold); sipp_processes and
-  sipp_cpu_cores (CPU the SIPp echoes used during the hold, from /proc: they share the same
-  cores, so read the dialer figures with it); packets_per_call_second (50 when on time);
-  cpu_us_per_packet_sent (worker CPU per packet sent, which stays comparable when an overloaded
-  machine makes the clock skip ticks and cpu_ms_per_call_second drops with the packets);
-  clock_skipped_ticks; load_average_1min_at_start / _at_end (other work on the machine);
-  gc_tracked_objects_per_process and gc_full_collection_ms (the largest of the workers, taken
-  after setup: what a full collection of the garbage collector would walk and pause the ticks
-  for; the bench then freezes those objects, ``gc.freeze()``, the product does not).
+* extra keys: send_interval_p95_ms and _p999_ms, send_intervals_over_22_ms and _over_40_ms (the
+  share of intervals longer than that: a whole tick late shows in both, a packet a little late
+  in its tick only in the first); processes; dialer_cpu_cores (worker CPU / hold);
+  sipp_processes and sipp_cpu_cores (CPU the SIPp echoes used during the hold, from /proc: they
+  share the same cores, so read the dialer figures with it); packets_per_call_second (50 when on
+  time); cpu_us_per_packet_sent (worker CPU per packet sent, which stays comparable when an
+  overloaded machine makes the clock skip ticks and cpu_ms_per_call_second drops with the
+  packets); clock_skipped_ticks; load_average_1min_at_start / _at_end (other work on the
+  machine); gc_tracked_objects_per_process and gc_full_collection_ms (the largest of the
+  workers, taken after setup: what a full collection of the garbage collector would walk and
+  pause the ticks for; the bench then freezes those objects, ``gc.freeze()``, the product does
+  not).
 
 ``--reference-pyvoip`` also runs pyVoIP 1.6.8 (thread-per-call RTP) at ``--pyvoip-calls``
 (default 100) against the same kind of callee, with the same keys and ``"impl": "pyvoip"``,
@@ -136,6 +139,14 @@ def histogram_percentile(counts: np.ndarray[Any, Any], fraction: float) -> float
     rank = max(1, math.ceil(fraction * total))
     index = int(np.searchsorted(np.cumsum(counts), rank))
     return (index + 0.5) * INTERVAL_BIN_MS
+
+
+def fraction_over(counts: np.ndarray[Any, Any], limit_ms: float) -> float:
+    """The share of a merged interval histogram's intervals longer than ``limit_ms``."""
+    total = int(counts.sum())
+    if total == 0:
+        return 0.0
+    return float(counts[round(limit_ms / INTERVAL_BIN_MS) :].sum()) / total
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -467,6 +478,10 @@ async def run_dialer(
         "clock_skipped_ticks": sum(result.skipped_ticks for result in results),
         "tap_interval_p50_ms": round(histogram_percentile(tap_histogram, 0.50), 2),
         "tap_interval_p99_ms": round(histogram_percentile(tap_histogram, 0.99), 2),
+        "send_interval_p95_ms": round(histogram_percentile(histogram, 0.95), 2),
+        "send_interval_p999_ms": round(histogram_percentile(histogram, 0.999), 2),
+        "send_intervals_over_22_ms": round(fraction_over(histogram, 22.0), 5),
+        "send_intervals_over_40_ms": round(fraction_over(histogram, 40.0), 5),
         "gc_tracked_objects_per_process": max(result.gc_tracked_objects for result in results),
         "gc_full_collection_ms": round(max(r.gc_full_collection_ms for r in results), 1),
         "load_average_1min_at_start": round(load_at_start, 2),

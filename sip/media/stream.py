@@ -79,10 +79,10 @@ import struct
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from sip.errors import MediaError, NoFreePortError, RtpParseError, StreamClosedError
-from sip.media.clock import MediaClock, OutgoingDatagram, Subscription
+from sip.media.clock import MediaClock, Subscription
 from sip.media.codecs import (
     FRAME_BYTES,
     PCMA,
@@ -370,8 +370,11 @@ class AudioStream:
         self._dtmf_sending = False  # mirrors ``_dtmf_sender.active``
         self._queue_datagram = clock.queue_datagram
         # what the send phase sends for us on a tick with audio (rebuilt when the destination
-        # changes); the frame to tap as sent once it is out (None: nothing to tap)
-        self._outgoing: OutgoingDatagram = (
+        # changes); the frame to tap as sent once it is out (None: nothing to tap). Typed as a
+        # tuple of any length on purpose: compiled (setup.py), a fixed-length tuple attribute
+        # is kept unboxed, and every tick would box it into a new tuple object, which costs an
+        # allocation per packet and makes the clock sort its send queue again on every tick.
+        self._outgoing: tuple[Any, ...] = (
             self._sendto,
             self._packet,
             ("", 0),

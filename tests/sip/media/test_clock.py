@@ -247,3 +247,37 @@ def test_the_send_phase_groups_datagrams_by_destination_keeping_their_order() ->
     assert len(sent) == 5
     assert len(runs_of([to for _, to in sent])) == 2
     clock.close()
+
+
+def test_a_send_observer_hears_of_each_datagram_its_socket_took_and_not_of_failures() -> None:
+    loop = ManualLoop(now=0.0)
+    clock = MediaClock(loop)
+    destination = ("127.0.0.1", 4000)
+    handed_over: list[bytes] = []
+    failures: list[OSError] = []
+    observed: list[tuple[object, list[bytes]]] = []
+
+    def send(data: bytes | bytearray, address: Address) -> None:
+        handed_over.append(bytes(data))
+
+    def refuse(data: bytes | bytearray, address: Address) -> None:
+        raise BlockingIOError("socket buffer full")
+
+    def observe(sender: object) -> None:
+        observed.append((sender, list(handed_over)))  # what had been handed over by then
+
+    def tick(index: int) -> None:
+        clock.queue_datagram((send, b"one", destination, failures.append, destination))
+        clock.queue_datagram((refuse, b"two", destination, failures.append, destination))
+        clock.queue_datagram((send, b"three", destination, failures.append, destination))
+
+    clock.observe_sends(observe)
+    clock.subscribe(tick)
+    loop.run_next()
+    assert observed == [(send, [b"one"]), (send, [b"one", b"three"])]
+    assert len(failures) == 1
+    clock.observe_sends(None)
+    loop.run_next()
+    assert len(observed) == 2  # no observer: nothing more told
+    assert handed_over == [b"one", b"three", b"one", b"three"]
+    clock.close()
