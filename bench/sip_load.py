@@ -86,6 +86,7 @@ if str(ROOT) not in sys.path:
 
 from recordings.wav_writer import RecordingWriter, StereoRecorder  # noqa: E402
 from sip.account import Account  # noqa: E402
+from sip.media.clock import TICK_INTERVAL  # noqa: E402
 from sip.media.stream import Direction  # noqa: E402
 from sip.phone import Call, Phone, PhoneConfig  # noqa: E402
 from sip.ratelimit import RateLimit  # noqa: E402
@@ -245,6 +246,7 @@ class ShareSpec:
     seconds: float
     directory: Path
     rtp_ports: tuple[int, int]
+    media_phase: float | None = None
 
 
 @dataclass
@@ -280,6 +282,7 @@ async def run_share(spec: ShareSpec, connection: Connection) -> None:
             bind_host="127.0.0.1",
             rtp_port_range=spec.rtp_ports,
             rate_limit=RateLimit(messages_per_second=1e6, burst=1e6),
+            media_phase=spec.media_phase,
         )
     )
     timer = SendTimer()
@@ -390,7 +393,12 @@ async def receive(connection: Connection, expected: str) -> Any:
 
 
 async def run_dialer(
-    calls: int, seconds: float, directory: Path, processes: int = 1
+    calls: int,
+    seconds: float,
+    directory: Path,
+    processes: int = 1,
+    *,
+    staggered: bool = True,
 ) -> dict[str, Any]:
     load_at_start = os.getloadavg()[0]
     # SIPp echoes all the RTP of one process on one socket in one thread: spread the calls so
@@ -424,6 +432,7 @@ async def run_dialer(
                 seconds=seconds,
                 directory=directory,
                 rtp_ports=(low + worker * width, low + (worker + 1) * width - 1),
+                media_phase=worker * TICK_INTERVAL / processes if staggered else None,
             )
             process = context.Process(target=share_main, args=(spec, child_end), daemon=True)
             process.start()
@@ -470,6 +479,7 @@ async def run_dialer(
         "setup_rate_cps": round(calls / setup_seconds, 1),
         "rss_mb": round(sum(result.peak_rss_mb for result in results), 1),
         "processes": processes,
+        "media_phases": "staggered" if staggered else "unset",
         "dialer_cpu_cores": round(cpu / hold, 3),
         "sipp_processes": len(callees),
         "sipp_cpu_cores": round(sipp_cpu / hold_wall, 3),
@@ -639,6 +649,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--processes", type=int, default=1, help="worker processes sharing the calls (default 1)"
     )
+    parser.add_argument(
+        "--unstaggered",
+        action="store_true",
+        help="leave the workers' media clock phases unset (default: worker i of P ticks "
+        "i * 20 ms / P after worker 0)",
+    )
     arguments = parser.parse_args(argv)
     try:
         import uvloop
@@ -657,7 +673,13 @@ def main(argv: list[str] | None = None) -> int:
         directory = Path(tempfile.mkdtemp(prefix=f"sip_load_{calls}_"))
         try:
             result = asyncio.run(
-                run_dialer(calls, arguments.seconds, directory, arguments.processes)
+                run_dialer(
+                    calls,
+                    arguments.seconds,
+                    directory,
+                    arguments.processes,
+                    staggered=not arguments.unstaggered,
+                )
             )
             print(json.dumps(result), flush=True)
         finally:

@@ -81,6 +81,8 @@ class PhoneConfig:
 
     With ``tls_server_context`` the phone also accepts SIP over TLS on ``tls_port`` (0: free).
     ``send_queue_frames`` bounds the audio queued with ``Call.audio.send`` (20 ms each).
+    ``media_phase`` places the media clock's ticks (see ``MediaClock``; None: from the first
+    call on).
     """
 
     bind_host: str = "127.0.0.1"
@@ -96,6 +98,7 @@ class PhoneConfig:
     send_queue_frames: int = 50
     tls_server_context: ssl.SSLContext | None = None
     tls_port: int = 0
+    media_phase: float | None = None
 
 
 @dataclass(frozen=True)
@@ -388,7 +391,7 @@ class Phone:
                 tls_port=config.tls_port,
             )
         )
-        return cls(config, endpoint, MediaClock())
+        return cls(config, endpoint, MediaClock(phase=config.media_phase))
 
     @property
     def sip_port(self) -> int:

@@ -186,7 +186,15 @@ def _new_poller() -> tuple[_Poller, int, Callable[[], None]]:
 
 
 class MediaClock:
-    """One timer driving every audio stream's 20 ms tick (create one per process)."""
+    """One timer driving every audio stream's 20 ms tick (create one per process).
+
+    ``phase`` (seconds, below the interval) puts the tick deadlines at loop times that are
+    ``phase`` past a multiple of the interval, instead of starting the grid at the first
+    subscription. Event loops read the machine's monotonic clock, so media processes sharing
+    a machine can tick apart from each other (process ``i`` of ``n``: ``i * interval / n``)
+    rather than all sending their bursts at the same moment and competing for the cores
+    and for the far ends that answer them.
+    """
 
     def __init__(
         self,
@@ -194,10 +202,14 @@ class MediaClock:
         *,
         interval: float = TICK_INTERVAL,
         max_burst: int = 3,
+        phase: float | None = None,
     ) -> None:
+        if phase is not None and not 0 <= phase < interval:
+            raise ValueError(f"phase must be within [0, interval): {phase}")
         self._loop: TimerLoop = loop if loop is not None else asyncio.get_running_loop()
         self._interval = interval
         self._max_burst = max_burst
+        self._phase = phase
         self._schedule: TickSchedule | None = None
         self._callbacks: dict[TickCallback, None] = {}
         self._callback_tuple: tuple[TickCallback, ...] = ()
@@ -266,12 +278,21 @@ class MediaClock:
             now = self._loop.time()
             if self._schedule is None:
                 self._schedule = TickSchedule(
-                    now, interval=self._interval, max_burst=self._max_burst
+                    self._grid_start(now), interval=self._interval, max_burst=self._max_burst
                 )
             else:
                 self._schedule.resume(now)
             self._arm()
         return Subscription(self, callback, after_send)
+
+    def _grid_start(self, now: float) -> float:
+        """Where the deadline grid starts: now, or with a phase the last loop time at or
+        before now that is ``phase`` past a multiple of the interval."""
+        phase = self._phase
+        if phase is None:
+            return now
+        interval = self._interval
+        return math.floor((now - phase) / interval) * interval + phase
 
     def add_reader(self, descriptor: int, callback: ReaderCallback) -> None:
         """Call ``callback(loop_time)`` in each tick's receive phase while ``descriptor`` is

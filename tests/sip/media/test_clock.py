@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 
 import pytest
@@ -281,3 +282,36 @@ def test_a_send_observer_hears_of_each_datagram_its_socket_took_and_not_of_failu
     assert len(observed) == 2  # no observer: nothing more told
     assert handed_over == [b"one", b"three", b"one", b"three"]
     clock.close()
+
+
+def test_clocks_given_phases_tick_apart_on_one_grid_wherever_they_start() -> None:
+    # two media processes' clocks (one machine: their loops read the same monotonic time),
+    # started at unrelated moments, with phases 0 and half an interval
+    first_loop, second_loop = ManualLoop(now=1000.1234), ManualLoop(now=1000.1301)
+    first = MediaClock(first_loop, phase=0.0)
+    second = MediaClock(second_loop, phase=0.010)
+    for clock in (first, second):
+        clock.subscribe(lambda index: None)
+    first_deadlines: list[float] = []
+    second_deadlines: list[float] = []
+    for _ in range(3):
+        first_deadlines.append(first_loop.requested[-1])
+        second_deadlines.append(second_loop.requested[-1])
+        first_loop.run_next()
+        second_loop.run_next()
+    for deadline in first_deadlines:  # on the grid of multiples of the interval
+        assert deadline == pytest.approx(round(deadline / 0.020) * 0.020, abs=1e-9)
+    for first_deadline, second_deadline in zip(first_deadlines, second_deadlines, strict=True):
+        assert second_deadline - first_deadline == pytest.approx(0.010, abs=1e-9)
+    assert [b - a for a, b in itertools.pairwise(first_deadlines)] == pytest.approx([0.020] * 2)
+    assert first_deadlines[0] == pytest.approx(1000.14, abs=1e-9)  # the next grid point
+    first.close()
+    second.close()
+
+
+def test_a_phase_outside_the_interval_is_refused() -> None:
+    loop = ManualLoop(now=0.0)
+    with pytest.raises(ValueError, match="phase"):
+        MediaClock(loop, phase=0.020)
+    with pytest.raises(ValueError, match="phase"):
+        MediaClock(loop, phase=-0.001)
