@@ -39,16 +39,20 @@ One JSON line per run::
 * rss_mb: peak resident memory, summed over the worker processes;
 * extra keys: send_interval_p95_ms and _p999_ms, send_intervals_over_22_ms and _over_40_ms (the
   share of intervals longer than that: a whole tick late shows in both, a packet a little late
-  in its tick only in the first); processes; dialer_cpu_cores (worker CPU / hold);
-  sipp_processes and sipp_cpu_cores (CPU the SIPp echoes used during the hold, from /proc: they
-  share the same cores, so read the dialer figures with it); packets_per_call_second (50 when on
-  time); cpu_us_per_packet_sent (worker CPU per packet sent, which stays comparable when an
-  overloaded machine makes the clock skip ticks and cpu_ms_per_call_second drops with the
-  packets); clock_skipped_ticks; load_average_1min_at_start / _at_end (other work on the
-  machine); gc_tracked_objects_per_process and gc_full_collection_ms (the largest of the
-  workers, taken after setup: what a full collection of the garbage collector would walk and
-  pause the ticks for; the bench then freezes those objects, ``gc.freeze()``, the product does
-  not).
+  in its tick only in the first); processes; media_phases (``staggered``: worker i of P ticks
+  i/P of 20 ms after worker 0, ``PhoneConfig.media_phase``, so their send bursts do not
+  coincide; ``unset`` with ``--unstaggered``: each clock's grid starts with its first call);
+  worker_niceness (``--worker-nice``: the workers' niceness, e.g. -10 to run ahead of the SIPp
+  echoes that share their cores, as a media server runs ahead of other work on its machine);
+  dialer_cpu_cores (worker CPU / hold); sipp_processes and sipp_cpu_cores (CPU the SIPp echoes
+  used during the hold, from /proc: they share the same cores, so read the dialer figures with
+  it); packets_per_call_second (50 when on time); cpu_us_per_packet_sent (worker CPU per packet
+  sent, which stays comparable when an overloaded machine makes the clock skip ticks and
+  cpu_ms_per_call_second drops with the packets); clock_skipped_ticks;
+  load_average_1min_at_start / _at_end (other work on the machine);
+  gc_tracked_objects_per_process and gc_full_collection_ms (the largest of the workers, taken
+  after setup: what a full collection of the garbage collector would walk and pause the ticks
+  for; the bench then freezes those objects, ``gc.freeze()``, the product does not).
 
 ``--reference-pyvoip`` also runs pyVoIP 1.6.8 (thread-per-call RTP) at ``--pyvoip-calls``
 (default 100) against the same kind of callee, with the same keys and ``"impl": "pyvoip"``,
@@ -247,6 +251,7 @@ class ShareSpec:
     directory: Path
     rtp_ports: tuple[int, int]
     media_phase: float | None = None
+    niceness: int = 0
 
 
 @dataclass
@@ -375,6 +380,8 @@ async def run_share(spec: ShareSpec, connection: Connection) -> None:
 
 def share_main(spec: ShareSpec, connection: Connection) -> None:
     """Entry point of a worker process."""
+    if spec.niceness:
+        os.nice(spec.niceness)
     try:
         import uvloop
 
@@ -399,6 +406,7 @@ async def run_dialer(
     processes: int = 1,
     *,
     staggered: bool = True,
+    worker_niceness: int = 0,
 ) -> dict[str, Any]:
     load_at_start = os.getloadavg()[0]
     # SIPp echoes all the RTP of one process on one socket in one thread: spread the calls so
@@ -433,6 +441,7 @@ async def run_dialer(
                 directory=directory,
                 rtp_ports=(low + worker * width, low + (worker + 1) * width - 1),
                 media_phase=worker * TICK_INTERVAL / processes if staggered else None,
+                niceness=worker_niceness,
             )
             process = context.Process(target=share_main, args=(spec, child_end), daemon=True)
             process.start()
@@ -480,6 +489,7 @@ async def run_dialer(
         "rss_mb": round(sum(result.peak_rss_mb for result in results), 1),
         "processes": processes,
         "media_phases": "staggered" if staggered else "unset",
+        "worker_niceness": worker_niceness,
         "dialer_cpu_cores": round(cpu / hold, 3),
         "sipp_processes": len(callees),
         "sipp_cpu_cores": round(sipp_cpu / hold_wall, 3),
@@ -655,6 +665,13 @@ def main(argv: list[str] | None = None) -> int:
         help="leave the workers' media clock phases unset (default: worker i of P ticks "
         "i * 20 ms / P after worker 0)",
     )
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=0,
+        help="niceness of the dialer's worker processes (e.g. -10: ahead of the SIPp echoes "
+        "that share their cores, as a media server would run ahead of other work; needs root)",
+    )
     arguments = parser.parse_args(argv)
     try:
         import uvloop
@@ -679,6 +696,7 @@ def main(argv: list[str] | None = None) -> int:
                     directory,
                     arguments.processes,
                     staggered=not arguments.unstaggered,
+                    worker_niceness=arguments.worker_nice,
                 )
             )
             print(json.dumps(result), flush=True)
