@@ -409,12 +409,19 @@ async def change_one_call(
     sessions: async_sessionmaker[AsyncSession], start: datetime, round_number: int
 ) -> None:
     async with sessions() as session:
+        in_the_hour = (Call.created_at >= start, Call.created_at < start + timedelta(hours=1))
+        calls_in_the_hour = await session.scalar(
+            select(func.count()).select_from(Call).where(*in_the_hour)
+        )
+        if not calls_in_the_hour:
+            raise RuntimeError(f"no call was made in the hour from {start}: use more --calls")
+        # round after round a different call, starting over when the hour has fewer calls
         call = (
             await session.scalars(
                 select(Call)
-                .where(Call.created_at >= start, Call.created_at < start + timedelta(hours=1))
+                .where(*in_the_hour)
                 .order_by(Call.id)
-                .offset(round_number)
+                .offset(round_number % calls_in_the_hour)
                 .limit(1)
             )
         ).one()
