@@ -2,7 +2,7 @@
 
 The modules in ``COMPILED_MODULES`` are plain, type-checked Python; mypyc turns each into a C
 extension with the same behaviour (it checks the annotations at run time), which saves about
-a quarter of the CPU each RTP packet costs (bench/sip_load.py). Where the build cannot compile
+a fifth of the CPU each RTP packet costs (bench/sip_load.py). Where the build cannot compile
 them (no C compiler, or ``DIALER_PURE_PYTHON=1`` in the environment), the extensions are
 skipped and the same modules run as Python. Everything else about the package is in
 ``pyproject.toml``.
