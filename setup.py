@@ -11,6 +11,7 @@ skipped and the same modules run as Python. Everything else about the package is
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -35,9 +36,13 @@ def compiled_extensions() -> list[Extension]:
         from mypyc.build import mypycify
     except ImportError:  # built without the build requirements (pyproject.toml)
         return []
-    extensions: list[Extension] = mypycify(
-        COMPILED_MODULES, opt_level="3", group_name="dialer_speedups"
-    )
+    try:
+        extensions: list[Extension] = mypycify(
+            COMPILED_MODULES, opt_level="3", group_name="dialer_speedups"
+        )
+    except SystemExit:  # mypyc reports type errors (printed above) by exiting
+        print("the media modules stay pure Python (slower): mypyc failed", file=sys.stderr)
+        return []
     return extensions
 
 
