@@ -91,7 +91,6 @@ if str(ROOT) not in sys.path:
 from recordings.wav_writer import RecordingWriter, StereoRecorder  # noqa: E402
 from sip.account import Account  # noqa: E402
 from sip.media.clock import TICK_INTERVAL  # noqa: E402
-from sip.media.stream import Direction  # noqa: E402
 from sip.phone import Call, Phone, PhoneConfig  # noqa: E402
 from sip.ratelimit import RateLimit  # noqa: E402
 from tests.sip import peers  # noqa: E402
@@ -215,18 +214,9 @@ class CallProbe:
         self.measuring = False
         self.sent_at: list[float] = []  # filled by the SendTimer
         self.tapped_at: list[float] = []
-        self._write = recorder.write_frame
-        if hasattr(call.audio, "add_duplex_tap"):
-            # both directions of a tick in one call, as the product's recorder takes them
-            self._write_both = recorder.write_frames
-            call.audio.add_duplex_tap(self.duplex_tap)
-        else:  # an older tree (a baseline worktree): one tap call per direction
-            call.audio.add_tap(self.tap)
-
-    def tap(self, direction: Direction, frame: bytes, media_timestamp: int) -> None:
-        if self.measuring and direction == "sent":
-            self.tapped_at.append(time.perf_counter())
-        self._write(direction, frame, media_timestamp)
+        # both directions of a tick in one call, as the product's recorder takes them
+        self._write_both = recorder.write_frames
+        call.audio.add_duplex_tap(self.duplex_tap)
 
     def duplex_tap(self, sent: bytes | None, received: bytes | None, media_timestamp: int) -> None:
         if self.measuring and sent is not None:
