@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import math
@@ -77,6 +78,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -242,6 +244,7 @@ class ShareSpec:
     rtp_ports: tuple[int, int]
     media_phase: float | None = None
     niceness: int = 0
+    realtime_priority: int = 0
 
 
 @dataclass
@@ -372,6 +375,8 @@ def share_main(spec: ShareSpec, connection: Connection) -> None:
     """Entry point of a worker process."""
     if spec.niceness:
         os.nice(spec.niceness)
+    if spec.realtime_priority:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(spec.realtime_priority))
     try:
         import uvloop
 
@@ -379,6 +384,24 @@ def share_main(spec: ShareSpec, connection: Connection) -> None:
     except ImportError:
         pass
     asyncio.run(run_share(spec, connection))
+
+
+RECEIVE_BUFFER_DEFAULT = Path("/proc/sys/net/core/rmem_default")
+
+
+@contextlib.contextmanager
+def default_receive_buffer(size: int) -> Iterator[None]:
+    """Sockets created inside get ``size`` bytes of receive buffer (``net.core.rmem_default``,
+    restored on the way out); 0 leaves the kernel's default."""
+    if not size:
+        yield
+        return
+    previous = RECEIVE_BUFFER_DEFAULT.read_text().strip()
+    RECEIVE_BUFFER_DEFAULT.write_text(str(size))
+    try:
+        yield
+    finally:
+        RECEIVE_BUFFER_DEFAULT.write_text(previous)
 
 
 async def receive(connection: Connection, expected: str) -> Any:
@@ -397,23 +420,26 @@ async def run_dialer(
     *,
     staggered: bool = True,
     worker_niceness: int = 0,
+    worker_realtime_priority: int = 0,
+    far_end_receive_buffer: int = 0,
 ) -> dict[str, Any]:
     load_at_start = os.getloadavg()[0]
     # SIPp echoes all the RTP of one process on one socket in one thread: spread the calls so
     # the echo, not our stack, is never the bottleneck.
     callee_count = max(1, math.ceil(calls / CALLS_PER_SIPP))
-    callees = [
-        await peers.start_sipp(
-            "answer_echo",
-            directory / f"sipp{number}",
-            rtp_echo=True,
-            calls=math.ceil(calls / callee_count),
-            timeout_seconds=int(seconds) + 300,
-            receive_timeout_seconds=int(seconds) + 120,
-            extra_arguments=["-l", str(calls + 10), "-buff_size", str(4 << 20)],
-        )
-        for number in range(callee_count)
-    ]
+    with default_receive_buffer(far_end_receive_buffer):
+        callees = [
+            await peers.start_sipp(
+                "answer_echo",
+                directory / f"sipp{number}",
+                rtp_echo=True,
+                calls=math.ceil(calls / callee_count),
+                timeout_seconds=int(seconds) + 300,
+                receive_timeout_seconds=int(seconds) + 120,
+                extra_arguments=["-l", str(calls + 10), "-buff_size", str(4 << 20)],
+            )
+            for number in range(callee_count)
+        ]
     processes = max(1, min(processes, calls))
     low, high = RTP_PORTS
     width = (high - low + 1) // processes
@@ -432,6 +458,7 @@ async def run_dialer(
                 rtp_ports=(low + worker * width, low + (worker + 1) * width - 1),
                 media_phase=worker * TICK_INTERVAL / processes if staggered else None,
                 niceness=worker_niceness,
+                realtime_priority=worker_realtime_priority,
             )
             process = context.Process(target=share_main, args=(spec, child_end), daemon=True)
             process.start()
@@ -480,6 +507,8 @@ async def run_dialer(
         "processes": processes,
         "media_phases": "staggered" if staggered else "unset",
         "worker_niceness": worker_niceness,
+        "worker_realtime_priority": worker_realtime_priority,
+        "far_end_receive_buffer_bytes": far_end_receive_buffer,
         "dialer_cpu_cores": round(cpu / hold, 3),
         "sipp_processes": len(callees),
         "sipp_cpu_cores": round(sipp_cpu / hold_wall, 3),
@@ -662,6 +691,26 @@ def main(argv: list[str] | None = None) -> int:
         help="niceness of the dialer's worker processes (e.g. -10: ahead of the SIPp echoes "
         "that share their cores, as a media server would run ahead of other work; needs root)",
     )
+    parser.add_argument(
+        "--worker-realtime",
+        type=int,
+        default=0,
+        metavar="PRIORITY",
+        help="run the dialer's worker processes under SCHED_FIFO at this priority (1-99), as "
+        "media servers run (Asterisk -p, FreeSWITCH -rp); 0: the normal scheduler; needs root "
+        "or CAP_SYS_NICE",
+    )
+    parser.add_argument(
+        "--far-end-receive-buffer",
+        type=int,
+        default=0,
+        metavar="BYTES",
+        help="start the SIPp echoes with this receive buffer on their RTP echo sockets (SIPp "
+        "has no option for it: the kernel's net.core.rmem_default is set while they start, "
+        "then restored; needs root). The default 208 KiB holds about 160 packets: an echo "
+        "sharing the cores with real-time workers can fall that far behind; a far end on a "
+        "machine of its own would not. 0: the kernel's default",
+    )
     arguments = parser.parse_args(argv)
     try:
         import uvloop
@@ -687,6 +736,8 @@ def main(argv: list[str] | None = None) -> int:
                     arguments.processes,
                     staggered=not arguments.unstaggered,
                     worker_niceness=arguments.worker_nice,
+                    worker_realtime_priority=arguments.worker_realtime,
+                    far_end_receive_buffer=arguments.far_end_receive_buffer,
                 )
             )
             print(json.dumps(result), flush=True)
