@@ -44,6 +44,12 @@ One JSON line per run::
   coincide; ``unset`` with ``--unstaggered``: each clock's grid starts with its first call);
   worker_niceness (``--worker-nice``: the workers' niceness, e.g. -10 to run ahead of the SIPp
   echoes that share their cores, as a media server runs ahead of other work on its machine);
+  worker_realtime_priority (``--worker-realtime N``: the workers run under SCHED_FIFO at
+  priority N, :mod:`sip.media.priority`, as ``dialer serve --realtime-priority`` runs the
+  server; 0: the normal scheduler); far_end_receive_buffer_bytes (``--far-end-receive-buffer``:
+  the receive buffer the SIPp echoes' RTP sockets got; 0: the kernel's default, 208 KiB, about
+  256 packets, which an echo sharing the cores with real-time workers can overrun: the packets
+  it drops show as received_ratio below 1; a far end on a machine of its own would not share);
   dialer_cpu_cores (worker CPU / hold); sipp_processes and sipp_cpu_cores (CPU the SIPp echoes
   used during the hold, from /proc: they share the same cores, so read the dialer figures with
   it); packets_per_call_second (50 when on time); cpu_us_per_packet_sent (worker CPU per packet
@@ -93,6 +99,7 @@ if str(ROOT) not in sys.path:
 from recordings.wav_writer import RecordingWriter, StereoRecorder  # noqa: E402
 from sip.account import Account  # noqa: E402
 from sip.media.clock import TICK_INTERVAL  # noqa: E402
+from sip.media.priority import use_realtime_scheduling  # noqa: E402
 from sip.phone import Call, Phone, PhoneConfig  # noqa: E402
 from sip.ratelimit import RateLimit  # noqa: E402
 from tests.sip import peers  # noqa: E402
@@ -376,7 +383,7 @@ def share_main(spec: ShareSpec, connection: Connection) -> None:
     if spec.niceness:
         os.nice(spec.niceness)
     if spec.realtime_priority:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(spec.realtime_priority))
+        use_realtime_scheduling(spec.realtime_priority)
     try:
         import uvloop
 
@@ -697,8 +704,8 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         metavar="PRIORITY",
         help="run the dialer's worker processes under SCHED_FIFO at this priority (1-99), as "
-        "media servers run (Asterisk -p, FreeSWITCH -rp); 0: the normal scheduler; needs root "
-        "or CAP_SYS_NICE",
+        "media servers run (sip.media.priority, dialer serve --realtime-priority); 0: the "
+        "normal scheduler; needs root, CAP_SYS_NICE or ulimit -r",
     )
     parser.add_argument(
         "--far-end-receive-buffer",
@@ -707,7 +714,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="BYTES",
         help="start the SIPp echoes with this receive buffer on their RTP echo sockets (SIPp "
         "has no option for it: the kernel's net.core.rmem_default is set while they start, "
-        "then restored; needs root). The default 208 KiB holds about 160 packets: an echo "
+        "then restored; needs root). The default 208 KiB holds about 256 packets: an echo "
         "sharing the cores with real-time workers can fall that far behind; a far end on a "
         "machine of its own would not. 0: the kernel's default",
     )

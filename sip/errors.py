@@ -12,7 +12,8 @@ Hierarchy::
     ├── MediaError                       RTP media (sip.media)
     │   ├── RtpParseError                bytes that are not an RTP packet we accept
     │   ├── NoFreePortError              no even RTP port free in the configured range
-    │   └── StreamClosedError            the audio stream was used after close()
+    │   ├── StreamClosedError            the audio stream was used after close()
+    │   └── SchedulingError              real-time scheduling unavailable or not permitted
     ├── AccountConfigError               an account setting is missing or wrong (.field, .problem)
     └── DialPlanError                    unknown dial plan rule, or a number we cannot dial
 
@@ -76,6 +77,11 @@ class NoFreePortError(MediaError):
 
 class StreamClosedError(MediaError):
     """An audio stream was asked to do something after it was closed."""
+
+
+class SchedulingError(MediaError):
+    """A media process could not be put under real-time scheduling (the platform has none,
+    or the process lacks the privilege: the message says which)."""
 
 
 class AccountConfigError(SipError):

@@ -7,9 +7,11 @@
 - :mod:`dialer.telephony.recording`: live stereo recording, compression, storage.
 - :mod:`dialer.telephony.recovery`: start-up repair of what a crash left unfinished.
 - :mod:`dialer.telephony.accounts`: which SIP account places the calls.
+- :mod:`dialer.telephony.scheduling`: real-time scheduling of the server process.
 
 Errors raised are those of :mod:`dialer.errors` (``Conflict``, ``DoNotCall``, ``NotFound``,
-``PermissionDenied``, ``ValidationFailed``); this package defines none of its own.
+``PermissionDenied``, ``ValidationFailed``), and ``sip.errors.SchedulingError`` from
+:mod:`dialer.telephony.scheduling`; this package defines none of its own.
 """
 
 from dialer.telephony.accounts import AccountChoice, CallingAccount

@@ -17,7 +17,7 @@ import os
 import re
 import socket
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,9 +73,13 @@ class ServerProcess:
 
 
 async def start_server(
-    data_dir: Path, log_path: Path, environ: Mapping[str, str] | None = None
+    data_dir: Path,
+    log_path: Path,
+    environ: Mapping[str, str] | None = None,
+    arguments: Sequence[str] = (),
 ) -> ServerProcess:
-    """``dialer serve`` on a free port with ``data_dir``; returns once HTTP answers."""
+    """``dialer serve`` on a free port with ``data_dir`` (and ``arguments`` after the port);
+    returns once HTTP answers."""
     environment = {
         key: value
         for key, value in os.environ.items()
@@ -94,6 +98,7 @@ async def start_server(
                 "serve",
                 "--port",
                 str(port),
+                *arguments,
                 cwd=REPOSITORY,
                 env=environment,
                 stdin=asyncio.subprocess.DEVNULL,
