@@ -48,6 +48,12 @@ server's CPU (``call_setup_seconds`` against ``call_setup_server_cpu_seconds``).
     .venv/bin/python bench/browser_legs.py --legs 100 --seconds 20
     .venv/bin/python bench/browser_legs.py --legs 500 --client-processes 2 --nice -10
     .venv/bin/python bench/browser_legs.py --legs 500 --database postgresql
+    .venv/bin/python bench/browser_legs.py --legs 500 --database postgresql \
+        --server-realtime-priority 10
+
+``--server-realtime-priority N`` starts the server with ``dialer serve --realtime-priority N``
+(SCHED_FIFO): its media ticks then run ahead of the clients and SIPp, which share its two cores
+here (``server_realtime_priority`` in the output).
 
 ``--database postgresql`` runs the server on a fresh PostgreSQL database (made on
 ``--postgres-url``'s server, by default ``DIALER_TEST_POSTGRES_URL``'s, dropped afterwards), as a
@@ -285,7 +291,12 @@ def database_environment(data_dir: Path, database_url: str | None) -> dict[str, 
 
 
 async def start_server(
-    data_dir: Path, accounts_file: Path, log_path: Path, log_level: str, database_url: str | None
+    data_dir: Path,
+    accounts_file: Path,
+    log_path: Path,
+    log_level: str,
+    database_url: str | None,
+    realtime_priority: int = 0,
 ) -> tuple[Any, int]:
     environment = {
         key: value
@@ -302,6 +313,7 @@ async def start_server(
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "web.cli", "--log-level", log_level,
             "serve", "--port", str(port),
+            *(["--realtime-priority", str(realtime_priority)] if realtime_priority else []),
             cwd=REPOSITORY,
             env=environment,
             stdin=asyncio.subprocess.DEVNULL,
@@ -447,6 +459,7 @@ async def orchestrate(arguments: argparse.Namespace) -> dict[str, Any]:
             directory / "server.log",
             arguments.server_log_level,
             database_url,
+            arguments.server_realtime_priority,
         )
         base_url = f"http://127.0.0.1:{port}"
         server_cpu_setup = cpu_seconds(server.pid)
@@ -577,6 +590,7 @@ async def orchestrate(arguments: argparse.Namespace) -> dict[str, Any]:
         "call_setup_server_cpu_seconds": round(setup_cpu, 1),
         "machine_cores": os.cpu_count(),
         "niceness": os.nice(0),
+        "server_realtime_priority": arguments.server_realtime_priority,
         "load_average_1min": [round(load_before, 2), round(load_after, 2)],
         "uptime_load_average_at_start": load_at_start,
         "uptime_load_average_at_end": [round(load, 2) for load in os.getloadavg()],
@@ -956,6 +970,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=0,
         help="niceness for every process of the bench (negative: ahead of other work on a shared"
         " machine; needs root)",
+    )
+    parser.add_argument(
+        "--server-realtime-priority",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start the server with dialer serve --realtime-priority N (SCHED_FIFO, ahead of "
+        "the clients and SIPp on the same cores; needs root); 0: the normal scheduler",
     )
     parser.add_argument(
         "--database",
