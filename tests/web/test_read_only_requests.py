@@ -67,3 +67,41 @@ async def test_the_idle_timer_is_still_written_when_due(
         after = last_seen(outside_writer)
     assert len(after) == 1
     assert after != before
+
+
+async def test_admin_and_supervisor_pages_are_answered_while_another_process_writes(
+    app: Starlette, people: People, outside_writer: sqlite3.Connection
+) -> None:
+    async with (
+        client_of(app, people.admin) as admin,
+        client_of(app, people.north_supervisor) as supervisor,
+    ):
+        outside_writer.execute("BEGIN IMMEDIATE")
+        try:
+            responses: dict[str, httpx.Response] = {
+                "users": await admin.get("/api/users"),
+                "one user": await admin.get(f"/api/users/{people.north_operator.user.id}"),
+                "teams": await admin.get("/api/teams"),
+                "audit": await admin.get("/api/audit"),
+                "audit verify": await admin.get("/api/audit/verify"),
+                "team audit": await supervisor.get("/api/audit"),
+                "library": await supervisor.get("/api/library/calls"),
+                "transcription status": await supervisor.get("/api/transcription/status"),
+                "no such transcript": await supervisor.get("/api/calls/999999/transcript"),
+            }
+        finally:
+            outside_writer.execute("ROLLBACK")
+    assert {name: response.status_code for name, response in responses.items()} == {
+        "users": 200,
+        "one user": 200,
+        "teams": 200,
+        "audit": 200,
+        "audit verify": 200,
+        "team audit": 200,
+        "library": 200,
+        "transcription status": 200,
+        "no such transcript": 404,
+    }
+    assert responses["audit verify"].json()["intact"] is True
+    logins = {user["login"] for user in responses["users"].json()["items"]}
+    assert {"admin", "anna", "north-boss"} <= logins

@@ -73,6 +73,7 @@ ENDPOINTS = (
         "Audit events, newest first (supervisors see their team's users)",
         "audit",
         query=LIST_QUERY,
+        read_only=True,
     ),
     Endpoint(
         "GET",
@@ -81,5 +82,6 @@ ENDPOINTS = (
         ADMIN_ONLY,
         "Check the audit hash chain; lists edited, inserted and deleted rows",
         "audit",
+        read_only=True,
     ),
 )

@@ -228,6 +228,7 @@ ENDPOINTS = (
         "Search recorded calls by filters and transcript words, newest first",
         "library",
         query=LIBRARY_QUERY,
+        read_only=True,
     ),
     Endpoint(
         "GET",
@@ -236,6 +237,7 @@ ENDPOINTS = (
         SIGNED_IN,
         "The call's transcript (speakers, word timings), its job state and quality review",
         "library",
+        read_only=True,
     ),
     Endpoint(
         "POST",
@@ -262,5 +264,6 @@ ENDPOINTS = (
         SUPERVISOR_OR_ADMIN,
         "Transcription backlog, running and failed jobs",
         "library",
+        read_only=True,
     ),
 )

@@ -28,7 +28,7 @@ async def new_team(call: Call) -> object:
 
 
 ENDPOINTS = (
-    Endpoint("GET", "/api/teams", teams, SIGNED_IN, "All teams by name", "teams"),
+    Endpoint("GET", "/api/teams", teams, SIGNED_IN, "All teams by name", "teams", read_only=True),
     Endpoint(
         "POST",
         "/api/teams",

@@ -143,7 +143,16 @@ async def new_password(call: Call) -> object:
 
 
 ENDPOINTS = (
-    Endpoint("GET", "/api/users", users, ADMIN_ONLY, "List users", "users", query=LIST_QUERY),
+    Endpoint(
+        "GET",
+        "/api/users",
+        users,
+        ADMIN_ONLY,
+        "List users",
+        "users",
+        query=LIST_QUERY,
+        read_only=True,
+    ),
     Endpoint(
         "POST",
         "/api/users",
@@ -155,7 +164,7 @@ ENDPOINTS = (
         status=201,
         errors=(409,),
     ),
-    Endpoint("GET", "/api/users/{id:int}", user, ADMIN_ONLY, "One user", "users"),
+    Endpoint("GET", "/api/users/{id:int}", user, ADMIN_ONLY, "One user", "users", read_only=True),
     Endpoint(
         "PATCH",
         "/api/users/{id:int}",
