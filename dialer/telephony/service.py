@@ -86,6 +86,10 @@ from sip.testline import TestLine
 
 logger = logging.getLogger(__name__)
 
+# A transition a locked database refused is tried again after this long, then twice as long
+# each time up to the longest (and in every write turn meanwhile).
+UNRECORDED_RETRY_FIRST_SECONDS = 0.5
+UNRECORDED_RETRY_LONGEST_SECONDS = 10.0
 DEFAULT_BROWSER_GRACE_SECONDS = 30.0
 DEFAULT_CLOSE_TIMEOUT_SECONDS = 30.0
 BROWSER_DISCONNECTED = "browser_disconnected"
@@ -274,6 +278,11 @@ class CallService:
         self.recordings.write_turn = self._write_turn
         self._queued_writes: list[_QueuedWrite] = []
         self._group_writer: asyncio.Task[None] | None = None
+        # Transitions a locked or unreachable database refused, by call, oldest first: written
+        # again on a timer and before any later transition of the same call (published already).
+        self._unrecorded: dict[int, tuple[_LiveCall, list[_Transition]]] = {}
+        self._unrecorded_retry: asyncio.TimerHandle | None = None
+        self._unrecorded_retry_seconds = UNRECORDED_RETRY_FIRST_SECONDS
         self._closing = False
         self._closed = False
 
@@ -365,6 +374,22 @@ class CallService:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+        writer = self._group_writer
+        if writer is not None:
+            await asyncio.wait({writer}, timeout=self.close_timeout_seconds)
+        if self._unrecorded and self._group_writer is None:
+            await self._write_queued()  # one last try for what a locked database refused
+        if self._unrecorded_retry is not None:
+            self._unrecorded_retry.cancel()
+            self._unrecorded_retry = None
+        for live, transitions in self._unrecorded.values():
+            for transition in transitions:
+                logger.error(
+                    "call %d: could not record %s (the database refused it until shutdown)",
+                    live.call_id,
+                    transition.state.value,
+                )
+        self._unrecorded.clear()
         self._closed = True
         if self._owned_phone:
             await self.phone.aclose()
@@ -897,14 +922,17 @@ class CallService:
             await self._publish(live, transition)
 
     async def _write_queued(self) -> None:
-        """Write what is queued, a group per turn, until nothing is (see _write_transitions)."""
+        """Write what is queued, a group per turn, until nothing is (see _write_transitions);
+        each turn also writes again what the database refused before (``_unrecorded``)."""
         group: list[_QueuedWrite] = []
+        retrying = bool(self._unrecorded)
         try:
-            while self._queued_writes:
+            while self._queued_writes or retrying:
+                retrying = False
                 async with self._write_turn:
                     group, self._queued_writes = self._queued_writes, []
                     made = [(queued.live, queued.collect()) for queued in group]
-                    await self._record_group([(live, ts) for live, ts in made if ts])
+                    await self._record_group(self._after_unrecorded(made))
                 for queued, (_live, transitions) in zip(group, made, strict=True):
                     queued.written.set_result(transitions)
                 group = []
@@ -916,46 +944,97 @@ class CallService:
                     queued.written.set_result([])
             self._queued_writes = []
 
+    def _after_unrecorded(
+        self, made: list[tuple[_LiveCall, list[_Transition]]]
+    ) -> list[tuple[_LiveCall, list[_Transition]]]:
+        """This turn's group: every call's refused transitions first, then the new ones (a
+        call's transitions stay in order)."""
+        unrecorded, self._unrecorded = self._unrecorded, {}
+        group = {
+            call_id: (live, list(transitions))
+            for call_id, (live, transitions) in unrecorded.items()
+        }
+        for live, transitions in made:
+            if not transitions:
+                continue
+            if live.call_id in group:
+                group[live.call_id][1].extend(transitions)
+            else:
+                group[live.call_id] = (live, transitions)
+        return list(group.values())
+
+    def _keep_unrecorded(self, group: list[tuple[_LiveCall, list[_Transition]]]) -> None:
+        """The database is locked or unreachable: keep the group's transitions, in order, to
+        write them again later (on a timer that backs off, and in the next turn)."""
+        for live, transitions in group:
+            known = self._unrecorded.get(live.call_id)
+            if known is None:
+                self._unrecorded[live.call_id] = (live, list(transitions))
+            else:
+                known[1].extend(transitions)
+            logger.warning(
+                "call %d: %s not recorded yet (the database is locked or unreachable); "
+                "trying again in %.1f s",
+                live.call_id,
+                ", ".join(transition.state.value for transition in transitions),
+                self._unrecorded_retry_seconds,
+                exc_info=True,
+            )
+        if self._unrecorded_retry is None and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._unrecorded_retry = loop.call_later(
+                self._unrecorded_retry_seconds, self._retry_unrecorded
+            )
+            self._unrecorded_retry_seconds = min(
+                self._unrecorded_retry_seconds * 2, UNRECORDED_RETRY_LONGEST_SECONDS
+            )
+
+    def _retry_unrecorded(self) -> None:
+        """The retry timer: a write turn for the refused transitions, unless one is running
+        (it writes them too)."""
+        self._unrecorded_retry = None
+        if self._unrecorded and self._group_writer is None and not self._closed:
+            self._group_writer = asyncio.get_running_loop().create_task(
+                self._write_queued(), name="call-transitions"
+            )
+
     async def _record_group(self, group: list[tuple[_LiveCall, list[_Transition]]]) -> None:
         """One transaction for the group; if a transition is refused, each call alone, then
-        each transition (a locked or lost database: logged, as a lone transition would be)."""
+        each transition. A locked or unreachable database keeps what is left for a later try
+        (``_keep_unrecorded``); a transition refused otherwise is logged and dropped."""
         if not group:
             return
         try:
             await self._record(group)
-            return
         except OperationalError:
             # The database is locked or gone: trying each again now would only wait as long
             # again, per call, while every other write waits for this turn.
-            for live, transitions in group:
-                for transition in transitions:
-                    logger.exception(
-                        "call %d: could not record %s", live.call_id, transition.state.value
-                    )
+            self._keep_unrecorded(group)
             return
         except (SQLAlchemyError, DialerError):
-            if len(group) == 1 and len(group[0][1]) == 1:
-                live, (transition,) = group[0]
-                logger.exception(
-                    "call %d: could not record %s", live.call_id, transition.state.value
-                )
+            pass  # one of them is refused: find it below
+        else:
+            self._unrecorded_retry_seconds = UNRECORDED_RETRY_FIRST_SECONDS
+            return
+        for index, (live, transitions) in enumerate(group):
+            try:
+                await self._record([(live, transitions)])
+                continue
+            except OperationalError:
+                self._keep_unrecorded(group[index:])
                 return
-        for live, transitions in group:
-            if len(group) > 1:
-                try:
-                    await self._record([(live, transitions)])
+            except (SQLAlchemyError, DialerError):
+                if len(transitions) == 1:
+                    logger.exception(
+                        "call %d: could not record %s", live.call_id, transitions[0].state.value
+                    )
                     continue
-                except (SQLAlchemyError, DialerError):
-                    if len(transitions) == 1:
-                        logger.exception(
-                            "call %d: could not record %s",
-                            live.call_id,
-                            transitions[0].state.value,
-                        )
-                        continue
-            for transition in transitions:
+            for position, transition in enumerate(transitions):
                 try:
                     await self._record([(live, [transition])])
+                except OperationalError:
+                    self._keep_unrecorded([(live, transitions[position:]), *group[index + 1 :]])
+                    return
                 except (SQLAlchemyError, DialerError):
                     logger.exception(
                         "call %d: could not record %s", live.call_id, transition.state.value

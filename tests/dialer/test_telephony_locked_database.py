@@ -2,22 +2,26 @@
 
 The call service writes transitions in groups (``CallService._write_queued``). When the database
 stays locked (another process, such as the worker or a CLI command, keeps the one write lock
-past the busy timeout) the group cannot be written: each of its transitions is logged as not
-recorded, the calls' events are still published in order (the call did end), and nothing waits
-for the lock again. Once the lock is free, the next calls are written as usual.
+past the busy timeout) the group cannot be written: the calls' events are still published in
+order (the call did end), each refused transition is logged as not recorded yet, and kept. It is
+written again on a timer that backs off, and before any later transition of its call, so once
+the lock is free the rows catch up with what happened, with the times it happened at.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dialer.call_control import CallRequest
 from dialer.live_events import InProcessEventBus
+from dialer.models import Call
 from dialer.storage import create_engine, sqlite_path
 from dialer.telephony import CallService
 from tests.conftest import People
@@ -63,7 +67,19 @@ async def until_seen(log: EventLog, kind: str, times: int) -> None:
         await log.wait_for_more()
 
 
-async def test_transitions_refused_by_a_locked_database_are_logged_and_published_in_order(
+async def wait_for_row_state(
+    session_factory: async_sessionmaker[AsyncSession], call_id: int, state: str
+) -> Call:
+    """The call's row once it is in ``state`` (the service writes it on its own timer)."""
+    for _ in range(600):
+        row = await call_row(session_factory, call_id)
+        if row.state == state:
+            return row
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"call {call_id} is still {row.state}, not {state}")
+
+
+async def test_transitions_refused_by_a_locked_database_are_written_once_it_is_free(
     service: CallService,
     session_factory: async_sessionmaker[AsyncSession],
     bus: InProcessEventBus,
@@ -72,7 +88,7 @@ async def test_transitions_refused_by_a_locked_database_are_logged_and_published
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     operators = [people.north_operator, people.north_operator_2]
-    caplog.set_level(logging.ERROR, logger="dialer.telephony.service")
+    caplog.set_level(logging.WARNING, logger="dialer.telephony.service")
     async with (
         event_log(bus, operators[0].user.id) as anna_log,
         event_log(bus, operators[1].user.id) as boris_log,
@@ -92,31 +108,40 @@ async def test_transitions_refused_by_a_locked_database_are_logged_and_published
                 bridge.detach()
             for log in logs:
                 await log.wait_for("call.ended")
+            # Refused while the lock is held (and tried again meanwhile): the rows still say
+            # answered, each refusal is logged with its cause.
+            await asyncio.sleep(1.0)
+            for live, _bridge in placed:
+                row = other_process.execute(
+                    "SELECT state, ended_at FROM calls WHERE id = ?", (live.call_id,)
+                ).fetchone()
+                assert row == ("answered", None)
         finally:
             other_process.execute("ROLLBACK")
+        released_at = datetime.now(UTC)
 
-        # Published in order although not recorded; each lost transition is logged.
+        # Published in order although not recorded yet.
         for log in logs:
             kinds = [kind for kind in log.kinds() if kind != "call.recording"]
             assert kinds == ["call.created", "call.dialing", "call.answered", "call.ended"]
-        not_recorded = [
-            record.getMessage()
-            for record in caplog.records
-            if "could not record" in record.getMessage()
-        ]
-        assert sorted(not_recorded) == sorted(
-            f"call {live.call_id}: could not record ended" for live, _bridge in placed
-        )
+        refused = [record for record in caplog.records if "not recorded yet" in record.getMessage()]
+        assert {record.getMessage().split(":")[0] for record in refused} == {
+            f"call {live.call_id}" for live, _bridge in placed
+        }
         assert all(
             record.exc_info is not None and "database is locked" in str(record.exc_info[1])
-            for record in caplog.records
-            if "could not record" in record.getMessage()
+            for record in refused
         )
-        for live, _bridge in placed:
-            row = await call_row(session_factory, live.call_id)
-            assert (row.state, row.ended_at) == ("answered", None)
 
-        # The lock is free again: the next call is written whole, in order.
+        # The lock is free: the refused transitions are written, with the times they happened.
+        for live, _bridge in placed:
+            row = await wait_for_row_state(session_factory, live.call_id, "ended")
+            assert (row.end_cause, row.hangup_by) == ("browser_disconnected", "system")
+            assert row.answered_at is not None
+            assert row.ended_at is not None
+            assert row.answered_at < row.ended_at < released_at
+
+        # The next call is written whole, in order, as usual.
         anna = operators[0]
         live = await service.place_call(anna.actor, CallRequest(number="+79165550179"))
         await service.attach_browser_audio(anna.actor, live.call_id)
@@ -129,3 +154,38 @@ async def test_transitions_refused_by_a_locked_database_are_logged_and_published
     assert row.answered_at is not None
     assert row.ended_at is not None
     assert row.dialing_at <= row.answered_at < row.ended_at
+    assert not [record for record in caplog.records if "could not record" in record.getMessage()]
+
+
+async def test_what_the_database_refused_until_shutdown_is_logged_as_not_recorded(
+    service: CallService,
+    bus: InProcessEventBus,
+    people: People,
+    other_process: sqlite3.Connection,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    anna = people.north_operator
+    caplog.set_level(logging.WARNING, logger="dialer.telephony.service")
+    async with event_log(bus, anna.user.id) as log:
+        live, bridge = await answered_browser_call(
+            service, log, anna, CallRequest(number="+79165550178")
+        )
+        other_process.execute("BEGIN IMMEDIATE")
+        try:
+            bridge.detach()
+            await log.wait_for("call.ended")
+            await service.close()  # still locked: one last try, refused too
+        finally:
+            other_process.execute("ROLLBACK")
+    lost = [
+        record.getMessage()
+        for record in caplog.records
+        if record.levelno == logging.ERROR and "could not record" in record.getMessage()
+    ]
+    assert lost == [
+        f"call {live.call_id}: could not record ended (the database refused it until shutdown)"
+    ]
+    row = other_process.execute(
+        "SELECT state, ended_at FROM calls WHERE id = ?", (live.call_id,)
+    ).fetchone()
+    assert row == ("answered", None)
