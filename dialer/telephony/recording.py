@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialer.calls import attach_recording
@@ -41,6 +41,10 @@ logger = logging.getLogger(__name__)
 
 Channel = Literal["left", "right"]
 WAV_CODEC = "pcm_s16le"
+# A recording a locked database refused is attached again after this long, then twice as long
+# each time up to the longest.
+ATTACH_RETRY_FIRST_SECONDS = 0.5
+ATTACH_RETRY_LONGEST_SECONDS = 10.0
 RECORDING_NAME_PATTERN = re.compile(r"^call-(\d+)\.wav$")
 _DIRECTION_OF: dict[Channel, Literal["sent", "received"]] = {"left": "sent", "right": "received"}
 
@@ -159,30 +163,64 @@ class RecordingStore:
         return await self.store_file(recording.call_id, info.path)
 
     async def store_file(self, call_id: int, wav_path: Path) -> Recording | None:
-        """Compress ``wav_path`` (a finished stereo WAV) and attach it to call ``call_id``."""
+        """Compress ``wav_path`` (a finished stereo WAV) and attach it to call ``call_id``.
+
+        While the database is locked or unreachable the attachment is tried again, after
+        ``ATTACH_RETRY_FIRST_SECONDS`` and then twice as long each time (up to
+        ``ATTACH_RETRY_LONGEST_SECONDS``), until it is written or the task is cancelled."""
         loop = asyncio.get_running_loop()
         stored = await loop.run_in_executor(self._executor, self._compress_or_keep, wav_path)
         try:
-            async with self.write_turn, self._session_factory() as session:
-                row = await attach_recording(
-                    session,
-                    call_id,
-                    path=self.layout.relative(stored.path),
-                    codec=stored.codec,
-                    size_bytes=stored.size_bytes,
-                    duration_seconds=stored.duration_seconds,
-                    sha256=stored.sha256,
-                    channels=stored.channels,
-                )
-                # Queued in the same transaction: a stored recording always gets transcribed.
-                await enqueue_transcription(session, call_id)
-                await session.commit()
-                return row
-        except (SQLAlchemyError, DialerError, RecordingError) as error:
+            return await self._attach_until_written(call_id, stored)
+        except asyncio.CancelledError:
             logger.error(
-                "recording %s could not be attached to call %d: %s", stored.path, call_id, error
+                "recording %s could not be attached to call %d: the database refused it "
+                "until shutdown",
+                stored.path,
+                call_id,
             )
-            return None
+            raise
+
+    async def _attach_until_written(self, call_id: int, stored: StoredFile) -> Recording | None:
+        delay = ATTACH_RETRY_FIRST_SECONDS
+        while True:
+            try:
+                return await self._attach(call_id, stored)
+            except OperationalError as error:
+                logger.warning(
+                    "recording %s not attached to call %d yet (%s); trying again in %.1f s",
+                    stored.path,
+                    call_id,
+                    error,
+                    delay,
+                )
+            except (SQLAlchemyError, DialerError, RecordingError) as error:
+                logger.error(
+                    "recording %s could not be attached to call %d: %s",
+                    stored.path,
+                    call_id,
+                    error,
+                )
+                return None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, ATTACH_RETRY_LONGEST_SECONDS)
+
+    async def _attach(self, call_id: int, stored: StoredFile) -> Recording:
+        async with self.write_turn, self._session_factory() as session:
+            row = await attach_recording(
+                session,
+                call_id,
+                path=self.layout.relative(stored.path),
+                codec=stored.codec,
+                size_bytes=stored.size_bytes,
+                duration_seconds=stored.duration_seconds,
+                sha256=stored.sha256,
+                channels=stored.channels,
+            )
+            # Queued in the same transaction: a stored recording always gets transcribed.
+            await enqueue_transcription(session, call_id)
+            await session.commit()
+            return row
 
     def _compress_or_keep(self, wav_path: Path) -> StoredFile:
         """Runs in a worker thread."""

@@ -30,6 +30,7 @@ from tests.dialer.test_telephony_support import (
     answered_browser_call,
     call_row,
     event_log,
+    wait_for_recording,
 )
 
 BUSY_TIMEOUT_MILLISECONDS = 300
@@ -140,6 +141,9 @@ async def test_transitions_refused_by_a_locked_database_are_written_once_it_is_f
             assert row.answered_at is not None
             assert row.ended_at is not None
             assert row.answered_at < row.ended_at < released_at
+            # and its recording, stored meanwhile, is attached too
+            recording = await wait_for_recording(session_factory, live.call_id)
+            assert recording.duration_seconds > 0
 
         # The next call is written whole, in order, as usual.
         anna = operators[0]
@@ -170,6 +174,7 @@ async def test_what_the_database_refused_until_shutdown_is_logged_as_not_recorde
         live, bridge = await answered_browser_call(
             service, log, anna, CallRequest(number="+79165550178")
         )
+        service.close_timeout_seconds = 3.0
         other_process.execute("BEGIN IMMEDIATE")
         try:
             bridge.detach()
@@ -177,14 +182,16 @@ async def test_what_the_database_refused_until_shutdown_is_logged_as_not_recorde
             await service.close()  # still locked: one last try, refused too
         finally:
             other_process.execute("ROLLBACK")
-    lost = [
-        record.getMessage()
-        for record in caplog.records
-        if record.levelno == logging.ERROR and "could not record" in record.getMessage()
-    ]
-    assert lost == [
+    lost = [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR]
+    assert len(lost) == 2
+    assert (
         f"call {live.call_id}: could not record ended (the database refused it until shutdown)"
-    ]
+        in lost
+    )
+    (recording,) = (message for message in lost if message.startswith("recording "))
+    assert recording.endswith(
+        f"could not be attached to call {live.call_id}: the database refused it until shutdown"
+    )
     row = other_process.execute(
         "SELECT state, ended_at FROM calls WHERE id = ?", (live.call_id,)
     ).fetchone()
