@@ -6,7 +6,8 @@
   :class:`ServerProcess` (stopped by its own PID: SIGTERM with :meth:`ServerProcess.stop`,
   SIGKILL with :meth:`ServerProcess.kill`).
 - :func:`first_start_credentials` reads the admin login and password the first start printed.
-- :func:`signed_in` is an HTTP client logged in on that server (cookie + CSRF header).
+- :func:`signed_in` is an HTTP client logged in on that server (cookie + CSRF header);
+  :func:`call_first_contact` places a browser call to the first demo contact with it.
 """
 
 from __future__ import annotations
@@ -145,6 +146,18 @@ async def signed_in(base_url: str, login: str, password: str) -> AsyncIterator[h
         assert response.status_code == 200, response.text
         client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
         yield client
+
+
+async def call_first_contact(client: httpx.AsyncClient) -> int:
+    """Place a call with a browser audio leg to the first contact of the list; its id."""
+    contact = (await client.get("/api/contacts")).json()["items"][0]
+    placed = await client.post(
+        "/api/calls", json={"contact_id": contact["id"], "audio_leg": "browser"}
+    )
+    assert placed.status_code == 201, placed.text
+    call_id = placed.json()["call_id"]
+    assert isinstance(call_id, int)
+    return call_id
 
 
 def cookie_header(client: httpx.AsyncClient) -> str:

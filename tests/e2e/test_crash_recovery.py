@@ -13,6 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from tests.audio import SAMPLE_RATE, decode_stereo, push_paced
 from tests.e2e.audio import band_energy_fraction, tone
 from tests.e2e.server import (
+    call_first_contact,
     cookie_header,
     first_start_credentials,
     signed_in,
@@ -37,12 +38,7 @@ async def test_a_killed_server_leaves_an_interrupted_call_with_its_recording(
     try:
         login, password = first_start_credentials(server.console())
         async with signed_in(server.base_url, login, password) as client:
-            contact = (await client.get("/api/contacts")).json()["items"][0]
-            placed = await client.post(
-                "/api/calls", json={"contact_id": contact["id"], "audio_leg": "browser"}
-            )
-            assert placed.status_code == 201, placed.text
-            call_id = placed.json()["call_id"]
+            call_id = await call_first_contact(client)
             address = f"ws://127.0.0.1:{server.port}/ws/calls/{call_id}/audio"
             async with connect(
                 address, additional_headers={"Cookie": cookie_header(client)}

@@ -13,6 +13,7 @@ import pytest
 
 from tests.e2e.server import (
     REPOSITORY,
+    call_first_contact,
     first_start_credentials,
     signed_in,
     start_server,
@@ -47,12 +48,7 @@ async def test_the_server_and_its_call_threads_run_real_time(tmp_path: Path) -> 
     try:
         login, password = first_start_credentials(server.console())
         async with signed_in(server.base_url, login, password) as client:
-            contact = (await client.get("/api/contacts")).json()["items"][0]
-            placed = await client.post(
-                "/api/calls", json={"contact_id": contact["id"], "audio_leg": "browser"}
-            )
-            assert placed.status_code == 201, placed.text
-            call_id = placed.json()["call_id"]
+            call_id = await call_first_contact(client)
             await wait_for_call(client, call_id, states=("answered",))
             await asyncio.sleep(1.0)  # recorded a while: the recording threads are up
             policies = thread_policies(server.process.pid)

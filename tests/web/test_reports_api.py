@@ -24,7 +24,13 @@ from dialer.reports.rollup import ROLLUP_TABLE
 from dialer.storage import create_engine
 from tests.conftest import People
 from tests.dialer.test_reports import PLAN, person_of, place_call
-from tests.e2e.server import first_start_credentials, signed_in, start_server, wait_for_call
+from tests.e2e.server import (
+    call_first_contact,
+    first_start_credentials,
+    signed_in,
+    start_server,
+    wait_for_call,
+)
 from tests.web.browser import chromium, collect_console_errors, serve, sign_in
 from tests.web.conftest import client_of
 
@@ -227,12 +233,7 @@ async def test_dialer_serve_folds_a_finished_call_into_the_rollups_before_any_re
     try:
         login, password = first_start_credentials(server.console())
         async with signed_in(server.base_url, login, password) as admin:
-            contact = (await admin.get("/api/contacts")).json()["items"][0]
-            placed = await admin.post(
-                "/api/calls", json={"contact_id": contact["id"], "audio_leg": "browser"}
-            )
-            assert placed.status_code == 201, placed.text
-            call_id = placed.json()["call_id"]
+            call_id = await call_first_contact(admin)
             await wait_for_call(admin, call_id, states=("answered", "ended", "failed"))
             await admin.post(f"/api/calls/{call_id}/hangup")
             await wait_for_call(admin, call_id, states=("ended", "failed"))
