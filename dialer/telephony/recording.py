@@ -30,7 +30,7 @@ from dialer.calls import attach_recording
 from dialer.errors import DialerError
 from dialer.models import Recording
 from dialer.transcripts.queue import enqueue_transcription
-from recordings.compression import Codec, compress_recording
+from recordings.compression import Codec, compress_recording, probe_audio
 from recordings.errors import CompressionError, RecordingError
 from recordings.hashing import sha256_of_file
 from recordings.layout import RecordingLayout
@@ -46,6 +46,8 @@ WAV_CODEC = "pcm_s16le"
 ATTACH_RETRY_FIRST_SECONDS = 0.5
 ATTACH_RETRY_LONGEST_SECONDS = 10.0
 RECORDING_NAME_PATTERN = re.compile(r"^call-(\d+)\.wav$")
+# What compression leaves: ``call-<id>.ogg`` (Opus) or ``call-<id>.mp3``.
+COMPRESSED_NAME_PATTERN = re.compile(r"^call-(\d+)\.(?:ogg|mp3)$")
 _DIRECTION_OF: dict[Channel, Literal["sent", "received"]] = {"left": "sent", "right": "received"}
 
 
@@ -57,6 +59,13 @@ def recording_name(call_id: int) -> str:
 def call_id_of_recording(path: Path) -> int | None:
     """The call id in a recording's ``call-<id>.wav`` name (None for other names)."""
     match = RECORDING_NAME_PATTERN.match(path.name)
+    return int(match.group(1)) if match else None
+
+
+def call_id_of_compressed_recording(path: Path) -> int | None:
+    """The call id in a compressed recording's ``call-<id>.ogg`` / ``.mp3`` name (None for
+    other names)."""
+    match = COMPRESSED_NAME_PATTERN.match(path.name)
     return int(match.group(1)) if match else None
 
 
@@ -181,6 +190,18 @@ class RecordingStore:
             )
             raise
 
+    async def attach_compressed(self, call_id: int, path: Path) -> Recording | None:
+        """Attach an already compressed recording (``call-<id>.ogg`` / ``.mp3``, e.g. one whose
+        attachment a database refused until shutdown) to call ``call_id``, with what ffprobe
+        and its checksum say of it; None (logged) when it is not readable audio."""
+        loop = asyncio.get_running_loop()
+        try:
+            stored = await loop.run_in_executor(self._executor, _describe_compressed, path)
+        except (CompressionError, OSError) as error:
+            logger.error("recording %s could not be attached to call %d: %s", path, call_id, error)
+            return None
+        return await self._attach_until_written(call_id, stored)
+
     async def _attach_until_written(self, call_id: int, stored: StoredFile) -> Recording | None:
         delay = ATTACH_RETRY_FIRST_SECONDS
         while True:
@@ -246,6 +267,19 @@ class RecordingStore:
             sha256=compressed.sha256,
             channels=compressed.channels,
         )
+
+
+def _describe_compressed(path: Path) -> StoredFile:
+    """Runs in a worker thread."""
+    probe = probe_audio(path)
+    return StoredFile(
+        path=path,
+        codec=probe.codec,
+        size_bytes=path.stat().st_size,
+        duration_seconds=probe.duration_seconds,
+        sha256=sha256_of_file(path),
+        channels=probe.channels,
+    )
 
 
 def _remove_empty(path: Path) -> None:

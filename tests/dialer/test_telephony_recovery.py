@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from dialer.live_events import InProcessEventBus
 from dialer.models import AuditEvent, Recording
 from dialer.settings import Settings
 from dialer.telephony import AccountChoice, CallService
+from recordings.compression import compress_recording
 from recordings.hashing import sha256_of_file
 from recordings.layout import RecordingLayout
 from recordings.wav_format import wav_header
@@ -88,6 +90,89 @@ async def test_startup_recovery_interrupts_the_call_and_attaches_its_repaired_re
     assert spectral_correlation(peers.pcm_to_samples(operator_said), left) >= 0.5
     assert spectral_correlation(peers.pcm_to_samples(customer_said), right) >= 0.5
     assert spectral_correlation(peers.pcm_to_samples(customer_said), left) < 0.3
+
+
+async def test_startup_attaches_a_compressed_recording_left_without_its_row(
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+    people: People,
+) -> None:
+    """What a database locked until shutdown leaves: the call ended and its recording
+    compressed, but no recording row. The next start attaches it as it is, never a purged one
+    again, and reports a file whose call does not exist as an orphan."""
+    anna = people.north_operator
+    started = datetime.now(UTC) - timedelta(minutes=5)
+    layout = RecordingLayout(settings.recordings_dir)
+    operator_said = sweep(2.0)
+    customer_said = load_prompt()[: len(operator_said)]
+
+    def compressed_recording(call_id: int) -> Path:
+        wav = layout.path_for(f"call-{call_id}", started, "wav")
+        wav.parent.mkdir(parents=True, exist_ok=True)
+        wav.write_bytes(
+            wav_header(len(operator_said) * 2) + stereo_pcm(operator_said, customer_said)
+        )
+        return compress_recording(wav, codec="opus").path
+
+    async with session_factory() as session:
+        calls = [
+            await create_call(session, anna.actor, f"+7916555014{index}", now=started)
+            for index in range(2)
+        ]
+        for call in calls:
+            await record_call_transition(session, call.id, "dialing", started)
+            await record_call_transition(session, call.id, "answered", started)
+            await record_call_transition(
+                session, call.id, "ended", started + timedelta(seconds=2), end_cause="local_hangup"
+            )
+        await session.commit()
+    unattached, purged = calls
+    unattached_file = compressed_recording(unattached.id)
+    purged_file = compressed_recording(purged.id)
+    async with session_factory() as session:
+        row = await attach_recording(
+            session,
+            purged.id,
+            path=layout.relative(purged_file),
+            codec="opus",
+            size_bytes=purged_file.stat().st_size,
+            duration_seconds=2.0,
+            sha256=sha256_of_file(purged_file),
+            channels=2,
+        )
+        row.deleted_at = datetime.now(UTC)  # purged, though its file is still there
+        await session.commit()
+    stranger_file = compressed_recording(purged.id + 1000)
+    unattached_bytes = unattached_file.read_bytes()
+
+    line = await TestLine.start()
+    service = await CallService.start(
+        settings,
+        session_factory,
+        InProcessEventBus(),
+        accounts=AccountChoice.single(line.account()),
+    )
+    try:
+        report = service.recovery_report
+    finally:
+        await service.close()
+        await line.aclose()
+
+    assert report is not None
+    (recording,) = await recordings_of(session_factory, unattached.id)
+    assert report.attached == {unattached.id: recording.id}
+    assert report.orphan_files == (stranger_file,)
+    assert recording.path == layout.relative(unattached_file)
+    assert (recording.codec, recording.channels) == ("opus", 2)
+    assert recording.sha256 == sha256_of_file(unattached_file)
+    assert recording.size_bytes == len(unattached_bytes)
+    assert abs(recording.duration_seconds - 2.0) < 0.1
+    assert unattached_file.read_bytes() == unattached_bytes  # attached as it was
+    async with session_factory() as session:
+        purged_rows = (
+            await session.scalars(select(Recording).where(Recording.call_id == purged.id))
+        ).all()
+    assert [row.deleted_at is not None for row in purged_rows] == [True]
 
 
 async def test_verify_finds_a_corrupted_recording_and_purge_deletes_old_ones(
