@@ -283,6 +283,7 @@ class CallService:
         self._unrecorded: dict[int, tuple[_LiveCall, list[_Transition]]] = {}
         self._unrecorded_retry: asyncio.TimerHandle | None = None
         self._unrecorded_retry_seconds = UNRECORDED_RETRY_FIRST_SECONDS
+        self._unrecorded_reported: set[int] = set()  # calls whose refusal was logged in full
         self._closing = False
         self._closed = False
 
@@ -390,6 +391,7 @@ class CallService:
                     transition.state.value,
                 )
         self._unrecorded.clear()
+        self._unrecorded_reported.clear()
         self._closed = True
         if self._owned_phone:
             await self.phone.aclose()
@@ -978,8 +980,10 @@ class CallService:
                 live.call_id,
                 ", ".join(transition.state.value for transition in transitions),
                 self._unrecorded_retry_seconds,
-                exc_info=True,
+                # the cause in full once per call until written, not on every try
+                exc_info=live.call_id not in self._unrecorded_reported,
             )
+            self._unrecorded_reported.add(live.call_id)
         if self._unrecorded_retry is None and not self._closed:
             loop = asyncio.get_running_loop()
             self._unrecorded_retry = loop.call_later(
@@ -1015,6 +1019,13 @@ class CallService:
             pass  # one of them is refused: find it below
         else:
             self._unrecorded_retry_seconds = UNRECORDED_RETRY_FIRST_SECONDS
+            if self._unrecorded_reported:
+                for live, _transitions in group:
+                    if live.call_id in self._unrecorded_reported:
+                        self._unrecorded_reported.discard(live.call_id)
+                        logger.warning(
+                            "call %d: the transitions refused before are recorded", live.call_id
+                        )
             return
         for index, (live, transitions) in enumerate(group):
             try:

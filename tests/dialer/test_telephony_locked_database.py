@@ -129,9 +129,12 @@ async def test_transitions_refused_by_a_locked_database_are_written_once_it_is_f
         assert {record.getMessage().split(":")[0] for record in refused} == {
             f"call {live.call_id}" for live, _bridge in placed
         }
+        # the cause in full once per call, not on every try
+        with_cause = [record for record in refused if record.exc_info]
+        assert len(with_cause) == len(placed)
         assert all(
-            record.exc_info is not None and "database is locked" in str(record.exc_info[1])
-            for record in refused
+            record.exc_info and "database is locked" in str(record.exc_info[1])
+            for record in with_cause
         )
 
         # The lock is free: the refused transitions are written, with the times they happened.
@@ -144,6 +147,15 @@ async def test_transitions_refused_by_a_locked_database_are_written_once_it_is_f
             # and its recording, stored meanwhile, is attached too
             recording = await wait_for_recording(session_factory, live.call_id)
             assert recording.duration_seconds > 0
+        caught_up = {
+            record.getMessage()
+            for record in caplog.records
+            if "refused before are recorded" in record.getMessage()
+        }
+        assert caught_up == {
+            f"call {live.call_id}: the transitions refused before are recorded"
+            for live, _bridge in placed
+        }
 
         # The next call is written whole, in order, as usual.
         anna = operators[0]
