@@ -32,6 +32,8 @@ Figures, over a window of ``--seconds`` after every leg has audio flowing and a 
   client (measured at the client);
 - ``cpu_cores``: CPU seconds of the server process (all its threads) / wall seconds (and the
   same per leg: ``server_cpu_ms_per_leg_second``);
+- ``frames_echoed_ratio``: frames that came back in the window / frames sent in it (1.0 while
+  the server keeps up; well below when it is overloaded and drops late frames);
 - ``http_probe_*_ms``: how long ``GET /api/session`` (a signed-in request reading the session,
   as every page makes) takes, one every 250 ms through the window: whether the server still
   serves pages while the legs stream (``uptime_load_average_at_start``/``_at_end``: the machine);
@@ -577,6 +579,12 @@ async def orchestrate(arguments: argparse.Namespace) -> dict[str, Any]:
         "http_probe_max_ms": round(float(http_times.max()) * 1000, 2) if len(http_times) else None,
         "http_probe_requests": len(http_times),
         **counts,
+        # frames that came back in the window / frames sent in it: 1.0 when the server keeps up
+        "frames_echoed_ratio": round(
+            counts["frames_echoed_measured"] / counts["frames_sent_measured"], 5
+        )
+        if counts.get("frames_sent_measured")
+        else None,
         "seconds": arguments.seconds,
         "recording": arguments.record,
         "database": arguments.database,
