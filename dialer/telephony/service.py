@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -1016,33 +1016,37 @@ class CallService:
             self._keep_unrecorded(group)
             return
         except (SQLAlchemyError, DialerError):
-            pass  # one of them is refused: find it below
+            if len(group) == 1 and len(group[0][1]) == 1:
+                live, (transition,) = group[0]
+                logger.exception(
+                    "call %d: could not record %s", live.call_id, transition.state.value
+                )
+                return
         else:
             self._unrecorded_retry_seconds = UNRECORDED_RETRY_FIRST_SECONDS
-            if self._unrecorded_reported:
-                for live, _transitions in group:
-                    if live.call_id in self._unrecorded_reported:
-                        self._unrecorded_reported.discard(live.call_id)
-                        logger.warning(
-                            "call %d: the transitions refused before are recorded", live.call_id
-                        )
+            self._note_recorded(live for live, _transitions in group)
             return
         for index, (live, transitions) in enumerate(group):
-            try:
-                await self._record([(live, transitions)])
-                continue
-            except OperationalError:
-                self._keep_unrecorded(group[index:])
-                return
-            except (SQLAlchemyError, DialerError):
-                if len(transitions) == 1:
-                    logger.exception(
-                        "call %d: could not record %s", live.call_id, transitions[0].state.value
-                    )
+            if len(group) > 1:
+                try:
+                    await self._record([(live, transitions)])
+                    self._note_recorded([live])
                     continue
+                except OperationalError:
+                    self._keep_unrecorded(group[index:])
+                    return
+                except (SQLAlchemyError, DialerError):
+                    if len(transitions) == 1:
+                        logger.exception(
+                            "call %d: could not record %s",
+                            live.call_id,
+                            transitions[0].state.value,
+                        )
+                        continue
             for position, transition in enumerate(transitions):
                 try:
                     await self._record([(live, [transition])])
+                    self._note_recorded([live])
                 except OperationalError:
                     self._keep_unrecorded([(live, transitions[position:]), *group[index + 1 :]])
                     return
@@ -1050,6 +1054,15 @@ class CallService:
                     logger.exception(
                         "call %d: could not record %s", live.call_id, transition.state.value
                     )
+
+    def _note_recorded(self, lives: Iterable[_LiveCall]) -> None:
+        """Say so when a call whose transitions the database refused before is written."""
+        if not self._unrecorded_reported:
+            return
+        for live in lives:
+            if live.call_id in self._unrecorded_reported and live.call_id not in self._unrecorded:
+                self._unrecorded_reported.discard(live.call_id)
+                logger.warning("call %d: the transitions refused before are recorded", live.call_id)
 
     async def _record(self, group: list[tuple[_LiveCall, list[_Transition]]]) -> None:
         """Write each call's transitions to its row, all in one transaction."""
