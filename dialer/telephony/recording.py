@@ -176,15 +176,16 @@ class RecordingStore:
 
         While the database is locked or unreachable the attachment is tried again, after
         ``ATTACH_RETRY_FIRST_SECONDS`` and then twice as long each time (up to
-        ``ATTACH_RETRY_LONGEST_SECONDS``), until it is written or the task is cancelled."""
+        ``ATTACH_RETRY_LONGEST_SECONDS``), until it is written or the task is cancelled (at
+        shutdown: start-up recovery attaches the file then, ``dialer.telephony.recovery``)."""
         loop = asyncio.get_running_loop()
         stored = await loop.run_in_executor(self._executor, self._compress_or_keep, wav_path)
         try:
             return await self._attach_until_written(call_id, stored)
         except asyncio.CancelledError:
             logger.error(
-                "recording %s could not be attached to call %d: the database refused it "
-                "until shutdown",
+                "recording %s was not attached to call %d before shutdown; the next start "
+                "attaches it",
                 stored.path,
                 call_id,
             )

@@ -5,7 +5,9 @@ stays locked (another process, such as the worker or a CLI command, keeps the on
 past the busy timeout) the group cannot be written: the calls' events are still published in
 order (the call did end), each refused transition is logged as not recorded yet, and kept. It is
 written again on a timer that backs off, and before any later transition of its call, so once
-the lock is free the rows catch up with what happened, with the times it happened at.
+the lock is free the rows catch up with what happened, with the times it happened at. What is
+still refused at shutdown is logged; the next start interrupts the call and attaches its
+recording.
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from dialer.call_control import CallRequest
 from dialer.live_events import InProcessEventBus
 from dialer.models import Call
+from dialer.settings import Settings
 from dialer.storage import create_engine, sqlite_path
-from dialer.telephony import CallService
+from dialer.telephony import AccountChoice, CallService
+from sip.testline import TestLine
 from tests.conftest import People
 from tests.dialer.test_telephony_support import (
     EventLog,
     answered_browser_call,
     call_row,
     event_log,
+    recordings_of,
     wait_for_recording,
 )
 
@@ -173,9 +178,12 @@ async def test_transitions_refused_by_a_locked_database_are_written_once_it_is_f
     assert not [record for record in caplog.records if "could not record" in record.getMessage()]
 
 
-async def test_what_the_database_refused_until_shutdown_is_logged_as_not_recorded(
+async def test_what_the_database_refused_until_shutdown_is_logged_and_recovered_at_start(
     service: CallService,
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
     bus: InProcessEventBus,
+    test_line: TestLine,
     people: People,
     other_process: sqlite3.Connection,
     caplog: pytest.LogCaptureFixture,
@@ -202,9 +210,25 @@ async def test_what_the_database_refused_until_shutdown_is_logged_as_not_recorde
     )
     (recording,) = (message for message in lost if message.startswith("recording "))
     assert recording.endswith(
-        f"could not be attached to call {live.call_id}: the database refused it until shutdown"
+        f"was not attached to call {live.call_id} before shutdown; the next start attaches it"
     )
     row = other_process.execute(
         "SELECT state, ended_at FROM calls WHERE id = ?", (live.call_id,)
     ).fetchone()
     assert row == ("answered", None)
+
+    # The next start: the call is interrupted (its end was not recorded) and its compressed
+    # recording, left without a row, is attached.
+    again = await CallService.start(
+        settings, session_factory, bus, accounts=AccountChoice.single(test_line.account())
+    )
+    try:
+        report = again.recovery_report
+    finally:
+        await again.close()
+    assert report is not None
+    assert report.interrupted_call_ids == (live.call_id,)
+    (attached,) = await recordings_of(session_factory, live.call_id)
+    assert report.attached == {live.call_id: attached.id}
+    assert attached.codec == "opus"
+    assert attached.duration_seconds > 0
