@@ -709,6 +709,10 @@ class CallService:
                 await self._drive_phone_leg(live)
             else:
                 await self._drive_browser_leg(live)
+        except Exception:
+            # Nobody awaits the driver: say why the call is ended instead of leaving the
+            # exception to the task (reported, if ever, when it is garbage collected).
+            logger.exception("call %d: its driver failed; the call is ended", live.call_id)
         finally:
             await self._finish(live)
 
