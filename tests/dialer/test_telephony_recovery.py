@@ -16,6 +16,7 @@ from dialer.live_events import InProcessEventBus
 from dialer.models import AuditEvent, Recording
 from dialer.settings import Settings
 from dialer.telephony import AccountChoice, CallService
+from dialer.telephony.recovery import RecoveryReport
 from recordings.compression import compress_recording
 from recordings.hashing import sha256_of_file
 from recordings.layout import RecordingLayout
@@ -36,6 +37,26 @@ def stereo_pcm(left: bytes, right: bytes) -> bytes:
     samples[0::2] = np.frombuffer(left, dtype="<i2")
     samples[1::2] = np.frombuffer(right, dtype="<i2")
     return samples.tobytes()
+
+
+async def start_and_stop(
+    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
+) -> RecoveryReport:
+    """Start a call service (which recovers what the last run left) and stop it; its report."""
+    line = await TestLine.start()
+    service = await CallService.start(
+        settings,
+        session_factory,
+        InProcessEventBus(),
+        accounts=AccountChoice.single(line.account()),
+    )
+    try:
+        report = service.recovery_report
+    finally:
+        await service.close()
+        await line.aclose()
+    assert report is not None
+    return report
 
 
 async def test_startup_recovery_interrupts_the_call_and_attaches_its_repaired_recording(
@@ -59,20 +80,7 @@ async def test_startup_recovery_interrupts_the_call_and_attaches_its_repaired_re
     customer_said = load_prompt()[: len(operator_said)]
     part.write_bytes(wav_header(0) + stereo_pcm(operator_said, customer_said) + b"\x01")
 
-    line = await TestLine.start()
-    service = await CallService.start(
-        settings,
-        session_factory,
-        InProcessEventBus(),
-        accounts=AccountChoice.single(line.account()),
-    )
-    try:
-        report = service.recovery_report
-    finally:
-        await service.close()
-        await line.aclose()
-
-    assert report is not None
+    report = await start_and_stop(settings, session_factory)
     assert report.repaired_files == (final,)
     assert report.interrupted_call_ids == (call.id,)
     row = await call_row(session_factory, call.id)
@@ -145,20 +153,7 @@ async def test_startup_attaches_a_compressed_recording_left_without_its_row(
     stranger_file = compressed_recording(purged.id + 1000)
     unattached_bytes = unattached_file.read_bytes()
 
-    line = await TestLine.start()
-    service = await CallService.start(
-        settings,
-        session_factory,
-        InProcessEventBus(),
-        accounts=AccountChoice.single(line.account()),
-    )
-    try:
-        report = service.recovery_report
-    finally:
-        await service.close()
-        await line.aclose()
-
-    assert report is not None
+    report = await start_and_stop(settings, session_factory)
     (recording,) = await recordings_of(session_factory, unattached.id)
     assert report.attached == {unattached.id: recording.id}
     assert report.orphan_files == (stranger_file,)
