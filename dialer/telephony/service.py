@@ -921,8 +921,7 @@ class CallService:
         loop = asyncio.get_running_loop()
         written: asyncio.Future[list[_Transition]] = loop.create_future()
         self._queued_writes.append(_QueuedWrite(live, collect, written))
-        if self._group_writer is None:
-            self._group_writer = loop.create_task(self._write_queued(), name="call-transitions")
+        self._start_group_writer()
         for transition in await asyncio.shield(written):
             live.state = transition.state
             await self._publish(live, transition)
@@ -1001,7 +1000,12 @@ class CallService:
         """The retry timer: a write turn for the refused transitions, unless one is running
         (it writes them too)."""
         self._unrecorded_retry = None
-        if self._unrecorded and self._group_writer is None and not self._closed:
+        if self._unrecorded and not self._closed:
+            self._start_group_writer()
+
+    def _start_group_writer(self) -> None:
+        """Start the task that writes the queued (and the refused) transitions, unless it runs."""
+        if self._group_writer is None:
             self._group_writer = asyncio.get_running_loop().create_task(
                 self._write_queued(), name="call-transitions"
             )
